@@ -1,0 +1,2 @@
+//! `halo`: uncertainty-aware auto-segmentation for radiotherapy planning.
+fn main() {}

@@ -1,0 +1,1 @@
+//! NIfTI-1 files (`.nii`, `.nii.gz`).
