@@ -1,2 +1,67 @@
 //! `halo`: uncertainty-aware auto-segmentation for radiotherapy planning.
-fn main() {}
+//!
+//! Each subcommand lives in its own module with an `Args` struct and a
+//! `run` function; this file only dispatches. Progress and errors go to
+//! stderr, results to stdout; the exit code is 0 on success and 1 on any
+//! refusal.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod convert;
+mod inspect;
+mod progress;
+
+/// Uncertainty-aware auto-segmentation for radiotherapy planning.
+#[derive(Debug, Parser)]
+#[command(name = "halo", version, about, long_about = None)]
+struct Cli {
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the DICOM series of a folder with their geometry.
+    Inspect(inspect::Args),
+    /// Write one DICOM series as a NIfTI volume.
+    Convert(convert::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Convert(a) => convert::run(a),
+    };
+
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("halo: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HALO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
