@@ -16,7 +16,10 @@ pub mod backend;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
+pub mod inference;
+pub mod model;
 pub mod nifti;
+pub mod uncertainty;
 pub mod volume;
 
 pub use error::{Error, Result};
