@@ -352,6 +352,54 @@ impl Model {
     }
 }
 
+/// The members of a model, opened one at a time through a backend
+/// plug-in (TorchScript through `halo-torch`).
+#[derive(Debug)]
+pub struct PluginMembers {
+    backend: crate::backend::Backend,
+    paths: Vec<PathBuf>,
+    device: String,
+    threads: usize,
+}
+
+impl PluginMembers {
+    /// Members of `model` run by `backend` on `device` (`cpu`, `cuda`)
+    /// with `threads` intra-op threads (0: the runtime's default).
+    pub fn new(
+        model: &Model,
+        backend: crate::backend::Backend,
+        device: &str,
+        threads: usize,
+    ) -> Self {
+        PluginMembers {
+            backend,
+            paths: model.member_paths(),
+            device: device.to_string(),
+            threads,
+        }
+    }
+}
+
+impl crate::inference::MemberSource for PluginMembers {
+    fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn name(&self, index: usize) -> String {
+        self.paths[index]
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    fn open(&mut self, index: usize) -> Result<Box<dyn crate::backend::Network>> {
+        let net = self
+            .backend
+            .open(&self.paths[index], &self.device, self.threads)?;
+        Ok(Box::new(net))
+    }
+}
+
 impl Manifest {
     /// Reads and parses a manifest file (no validation beyond the format).
     ///
