@@ -16,3 +16,9 @@ cargo test --release --workspace
 
 suite "Python oracle tests"
 .venv/bin/python -m pytest -q tests/python
+
+suite "C header is current"
+bash tools/gen_header.sh --check
+
+suite "C ABI tests under valgrind"
+bash tools/test_c.sh
