@@ -22,3 +22,6 @@ bash tools/gen_header.sh --check
 
 suite "C ABI tests under valgrind"
 bash tools/test_c.sh
+
+suite "C# bridge under Mono (NUnit)"
+bash tools/test_csharp.sh
