@@ -26,7 +26,6 @@ use super::series::{load_series, SeriesSelector};
 use super::uid::new_uid;
 use super::write::{
     format_ds, now_date_time, publish_dir, put_ds, put_is, put_seq, put_str, put_us, save,
-    PATIENT_STUDY_ATTRIBUTES,
 };
 use crate::{Error, Result, Volume};
 
@@ -288,23 +287,7 @@ fn series_header(
     let grid = &reference.grid;
     let (nz, rows, columns) = grid.shape_zyx();
     let (date, time) = now_date_time();
-    let mut obj = InMemDicomObject::new_empty();
-
-    // Patient and General Study (C.7.1.1, C.7.2.1), copied from the images.
-    for e in reference.patient_study.iter() {
-        obj.put(e.clone());
-    }
-    for &(tag, vr, type2) in PATIENT_STUDY_ATTRIBUTES {
-        if type2 && obj.get(tag).is_none() {
-            put_str(&mut obj, tag, vr, "");
-        }
-    }
-    put_str(
-        &mut obj,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        &reference.study_instance_uid,
-    );
+    let mut obj = reference.new_derived_object();
 
     // SOP Common (C.12.1), General Series (C.7.3.1), PET Series (C.8.9.1).
     put_str(
@@ -359,18 +342,6 @@ fn series_header(
         tags::PATIENT_GANTRY_RELATIONSHIP_CODE_SEQUENCE,
         vec![],
     );
-
-    // Frame of Reference (C.7.4.1) and General Equipment (C.7.5.1).
-    put_str(
-        &mut obj,
-        tags::FRAME_OF_REFERENCE_UID,
-        VR::UI,
-        &reference.frame_of_reference_uid,
-    );
-    put_str(&mut obj, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
-    put_str(&mut obj, tags::MANUFACTURER, VR::LO, "halo");
-    put_str(&mut obj, tags::MANUFACTURER_MODEL_NAME, VR::LO, "halo");
-    put_str(&mut obj, tags::SOFTWARE_VERSIONS, VR::LO, crate::VERSION);
 
     // General Image (C.7.6.1), PET Image (C.8.9.4), Image Pixel (C.7.6.3).
     put_str(&mut obj, tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY");

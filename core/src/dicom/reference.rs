@@ -1,13 +1,13 @@
 //! The image series that derived objects (RTSTRUCT, PT) are placed on.
 
-use dicom_core::Tag;
+use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{InMemDicomObject, OpenFileOptions};
 
 use super::attr;
 use super::scan::SeriesEntry;
 use super::series::{series_grid, SplitBy};
-use super::write::PATIENT_STUDY_ATTRIBUTES;
+use super::write::{put_str, PATIENT_STUDY_ATTRIBUTES};
 use crate::{Error, Grid, Result};
 
 /// One image of the referenced series.
@@ -124,6 +124,43 @@ impl ImageReference {
             patient_study: InMemDicomObject::new_empty(),
             body_part_examined: None,
         }
+    }
+}
+
+impl ImageReference {
+    /// A new object holding what every object derived from this series
+    /// shares: the Patient and General Study modules copied from the images
+    /// (PS3.3 C.7.1.1, C.7.2.1; type 2 attributes the images lack are
+    /// written empty), the Frame of Reference module (C.7.4.1) and the
+    /// General Equipment module (C.7.5.1) naming halo.
+    pub fn new_derived_object(&self) -> InMemDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        for e in self.patient_study.iter() {
+            obj.put(e.clone());
+        }
+        for &(tag, vr, type2) in PATIENT_STUDY_ATTRIBUTES {
+            if type2 && obj.get(tag).is_none() {
+                put_str(&mut obj, tag, vr, "");
+            }
+        }
+        put_str(
+            &mut obj,
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            &self.study_instance_uid,
+        );
+
+        put_str(
+            &mut obj,
+            tags::FRAME_OF_REFERENCE_UID,
+            VR::UI,
+            &self.frame_of_reference_uid,
+        );
+        put_str(&mut obj, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
+        put_str(&mut obj, tags::MANUFACTURER, VR::LO, "halo");
+        put_str(&mut obj, tags::MANUFACTURER_MODEL_NAME, VR::LO, "halo");
+        put_str(&mut obj, tags::SOFTWARE_VERSIONS, VR::LO, crate::VERSION);
+        obj
     }
 }
 

@@ -22,9 +22,7 @@ use dicom_object::InMemDicomObject;
 use super::attr;
 use super::reference::ImageReference;
 use super::uid::new_uid;
-use super::write::{
-    now_date_time, publish_file, put_ds, put_is, put_seq, put_str, save, PATIENT_STUDY_ATTRIBUTES,
-};
+use super::write::{now_date_time, publish_file, put_ds, put_is, put_seq, put_str, save};
 use crate::contour::{mask_to_polygons, polygons_to_mask, SlicePolygons};
 use crate::{Error, Grid, Result, Volume};
 
@@ -195,27 +193,9 @@ pub fn build(
     check_structures(reference, structures)?;
     let (date, time) = now_date_time();
     let sop_instance_uid = new_uid();
-    let mut obj = InMemDicomObject::new_empty();
+    let mut obj = reference.new_derived_object();
 
-    // Patient and General Study modules, copied from the images (PS3.3
-    // C.7.1.1, C.7.2.1); type 2 attributes the images lack are written empty.
-    for e in reference.patient_study.iter() {
-        obj.put(e.clone());
-    }
-    for &(tag, vr, type2) in PATIENT_STUDY_ATTRIBUTES {
-        if type2 && obj.get(tag).is_none() {
-            put_str(&mut obj, tag, vr, "");
-        }
-    }
-    put_str(
-        &mut obj,
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        &reference.study_instance_uid,
-    );
-
-    // SOP Common (C.12.1), RT Series (C.8.8.1), General Equipment (C.7.5.1),
-    // Frame of Reference (C.7.4.1).
+    // SOP Common (C.12.1) and RT Series (C.8.8.1).
     put_str(
         &mut obj,
         tags::SOP_CLASS_UID,
@@ -242,16 +222,6 @@ pub fn build(
         VR::PN,
         &options.operators_name,
     );
-    put_str(&mut obj, tags::MANUFACTURER, VR::LO, "halo");
-    put_str(&mut obj, tags::MANUFACTURER_MODEL_NAME, VR::LO, "halo");
-    put_str(&mut obj, tags::SOFTWARE_VERSIONS, VR::LO, crate::VERSION);
-    put_str(
-        &mut obj,
-        tags::FRAME_OF_REFERENCE_UID,
-        VR::UI,
-        &reference.frame_of_reference_uid,
-    );
-    put_str(&mut obj, tags::POSITION_REFERENCE_INDICATOR, VR::LO, "");
     put_is(&mut obj, tags::INSTANCE_NUMBER, 1);
 
     // Structure Set module (C.8.8.5).
