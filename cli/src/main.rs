@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod convert;
+mod export_dicom;
 mod inspect;
 mod progress;
 
@@ -31,6 +32,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one DICOM series as a NIfTI volume.
     Convert(convert::Args),
+    /// Write NIfTI masks and uncertainty maps as an RTSTRUCT and PT series.
+    ExportDicom(export_dicom::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::ExportDicom(a) => export_dicom::run(a),
     };
 
     match result {

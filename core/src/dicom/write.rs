@@ -163,8 +163,9 @@ fn staging_path(target: &Path) -> Result<PathBuf> {
     let name = target.file_name().ok_or_else(|| {
         Error::InvalidInput(format!("output path {} has no file name", target.display()))
     })?;
-    let mut staged = name.to_os_string();
-    staged.push(format!(".halo-tmp-{}", std::process::id()));
+    let mut staged = std::ffi::OsString::from(".");
+    staged.push(name);
+    staged.push(format!(".partial-{}", std::process::id()));
     Ok(target.with_file_name(staged))
 }
 
