@@ -13,6 +13,7 @@ mod convert;
 mod export_dicom;
 mod inspect;
 mod progress;
+mod rasterize;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ enum Command {
     Convert(convert::Args),
     /// Write NIfTI masks and uncertainty maps as an RTSTRUCT and PT series.
     ExportDicom(export_dicom::Args),
+    /// Write the ROIs of an RTSTRUCT as NIfTI masks on an image grid.
+    Rasterize(rasterize::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
         Command::ExportDicom(a) => export_dicom::run(a),
+        Command::Rasterize(a) => rasterize::run(a),
     };
 
     match result {

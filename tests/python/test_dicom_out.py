@@ -221,3 +221,38 @@ def test_rt_utils_rasterises_every_roi_close_to_the_mask(exported: dict) -> None
         d = dice(got, mask)
         print(f"rt-utils {name}: Dice {d:.6f}, voxels {mask.sum()} vs {got.sum()}")
         assert d >= 0.9, f"{name}: Dice {d}"
+
+
+def test_the_rtstruct_follows_the_design_rules(exported: dict) -> None:
+    mr = {}
+    for f in exported["mr_dir"].glob("*.dcm"):
+        d = pydicom.dcmread(f, stop_before_pixels=True)
+        mr[d.SOPInstanceUID] = d
+    first = next(iter(mr.values()))
+    normal = np.cross(first.ImageOrientationPatient[:3], first.ImageOrientationPatient[3:])
+    rs = pydicom.dcmread(exported["out"] / "rtstruct.dcm")
+
+    assert rs.FrameOfReferenceUID == first.FrameOfReferenceUID
+    assert "OperatorsName" in rs
+    assert rs.StudyInstanceUID == first.StudyInstanceUID and rs.PatientID == first.PatientID
+    assert rs.SOPInstanceUID.startswith("2.25.") and rs.SeriesInstanceUID.startswith("2.25.")
+    (frame,) = rs.ReferencedFrameOfReferenceSequence
+    assert frame.FrameOfReferenceUID == first.FrameOfReferenceUID
+    series = frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert series.SeriesInstanceUID == first.SeriesInstanceUID
+    assert {i.ReferencedSOPInstanceUID for i in series.ContourImageSequence} == set(mr)
+    for roi in rs.StructureSetROISequence:
+        assert len(roi.ROIName) <= 16 and roi.ROIGenerationAlgorithm == "AUTOMATIC"
+        assert roi.ReferencedFrameOfReferenceUID == first.FrameOfReferenceUID
+    assert all(o.RTROIInterpretedType for o in rs.RTROIObservationsSequence)
+    for item in rs.ROIContourSequence:
+        assert len(item.ROIDisplayColor) == 3
+        for c in item.ContourSequence:
+            text = c.get_item("ContourData").value  # the bytes as stored, before parsing
+            assert all(len(v.strip()) <= 16 for v in text.split(b"\\")), "DS over 16 chars"
+            raw = c.ContourData
+            assert c.ContourGeometricType == "CLOSED_PLANAR"
+            (image,) = c.ContourImageSequence
+            plane = float(np.dot(normal, mr[image.ReferencedSOPInstanceUID].ImagePositionPatient))
+            points = np.asarray(raw, float).reshape(-1, 3) @ normal
+            assert np.abs(points - plane).max() < 1e-6, "contour off its referenced image"

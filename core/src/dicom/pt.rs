@@ -512,3 +512,54 @@ pub fn read_series(path: &Path, selector: &SeriesSelector) -> Result<PtSeries> {
         units,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Grid;
+
+    #[test]
+    fn corners_parse_with_dashes_underscores_or_none() {
+        assert_eq!("top-left".parse::<Corner>().unwrap(), Corner::TopLeft);
+        assert_eq!(
+            "Bottom_Right".parse::<Corner>().unwrap(),
+            Corner::BottomRight
+        );
+        assert!("middle".parse::<Corner>().is_err());
+    }
+
+    #[test]
+    fn the_darkest_corner_is_chosen_for_the_block() {
+        let grid = Grid::axis_aligned([6, 5, 2], [1.0; 3], [0.0; 3]);
+        let mut image = Volume::new(grid, ndarray::Array3::from_elem((2, 5, 6), 100.0f32)).unwrap();
+        image.data[[0, 4, 5]] = 0.0;
+        image.data[[1, 3, 4]] = 0.0;
+
+        let block = ScaleBlock::darkest_corner(&image, 2);
+
+        assert_eq!(
+            block,
+            ScaleBlock {
+                corner: Corner::BottomRight,
+                size: 2
+            }
+        );
+        assert_eq!(block.origin(5, 6), (3, 4));
+    }
+
+    #[test]
+    fn the_slope_maps_the_scale_top_into_16_bits() {
+        for max in [0.0, 0.3, 0.5, 0.53, 2.0] {
+            let slope = rescale_slope(max).unwrap();
+            let top = max.max(SCALE_MAX);
+            assert!(
+                (top / slope).round() <= STORED_MAX,
+                "max {max}: slope {slope}"
+            );
+            assert!(
+                top / slope > STORED_MAX - 2.0,
+                "max {max}: slope {slope} wastes range"
+            );
+        }
+    }
+}
