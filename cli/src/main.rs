@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod convert;
+mod export_dicom;
 mod inspect;
 mod progress;
+mod rasterize;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -31,6 +33,10 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one DICOM series as a NIfTI volume.
     Convert(convert::Args),
+    /// Write NIfTI masks and uncertainty maps as an RTSTRUCT and PT series.
+    ExportDicom(export_dicom::Args),
+    /// Write the ROIs of an RTSTRUCT as NIfTI masks on an image grid.
+    Rasterize(rasterize::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::ExportDicom(a) => export_dicom::run(a),
+        Command::Rasterize(a) => rasterize::run(a),
     };
 
     match result {

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod contour;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
