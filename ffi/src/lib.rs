@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod series;
+pub mod structure;
 pub mod status;
 pub mod volume;
 

@@ -36,15 +36,15 @@ pub unsafe extern "C" fn halo_series_read(
             None => SeriesSelector::Only,
         };
 
-        let volume = read(folder, &selector)?;
+        let (volume, frame) = read(folder, &selector)?;
         // SAFETY: checked non-NULL above.
-        unsafe { *out = HaloVolume::boxed(volume) };
+        unsafe { *out = HaloVolume::boxed_with_frame(volume, frame) };
         Ok(())
     })
 }
 
-fn read(folder: &str, selector: &SeriesSelector) -> FfiResult<halo_core::Volume> {
+fn read(folder: &str, selector: &SeriesSelector) -> FfiResult<(halo_core::Volume, Option<String>)> {
     let scan = scan_folder(std::path::Path::new(folder))?;
     let series = scan.select(selector)?;
-    Ok(load_series(series, None)?)
+    Ok((load_series(series, None)?, series.frame_of_reference_uid.clone()))
 }

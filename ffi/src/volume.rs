@@ -15,12 +15,27 @@ use crate::HaloStatus;
 /// it at once; freeing must not race with any other use.
 pub struct HaloVolume {
     pub(crate) inner: Volume<f32>,
+    /// FrameOfReferenceUID (0020,0052) of the series it was read from.
+    pub(crate) frame_of_reference_uid: Option<String>,
 }
 
 impl HaloVolume {
     /// Boxes a volume as a handle.
     pub(crate) fn boxed(inner: Volume<f32>) -> *mut HaloVolume {
-        Box::into_raw(Box::new(HaloVolume { inner }))
+        Self::boxed_with_frame(inner, None)
+    }
+
+    /// Boxes a volume with the frame of reference it lies in.
+    pub(crate) fn boxed_with_frame(inner: Volume<f32>, frame: Option<String>) -> *mut HaloVolume {
+        Box::into_raw(Box::new(HaloVolume {
+            inner,
+            frame_of_reference_uid: frame,
+        }))
+    }
+
+    /// The voxels above 0.5 as a mask on the same grid.
+    pub(crate) fn mask(&self) -> Volume<u8> {
+        self.inner.map(|&v| u8::from(v > 0.5))
     }
 }
 
