@@ -3,10 +3,12 @@
 //! [`scan`] groups the files of a folder into series; [`series`] loads one
 //! series into a [`Volume`](crate::Volume) with exact geometry. Attribute
 //! helpers here read values by tag and name the tag when a value is
-//! malformed.
+//! malformed. [`send`] delivers files to a storage SCP (C-ECHO, C-STORE).
 
 pub mod attr;
+mod dimse;
 pub mod scan;
+pub mod send;
 pub mod series;
 
 pub use scan::{scan_folder, ScanResult, SeriesEntry};
