@@ -30,8 +30,8 @@ pub struct Args {
     /// Seconds to wait for the TCP connection.
     #[arg(long, value_name = "S", value_parser = parse_timeout)]
     pub connect_timeout: Option<f64>,
-    /// Times a failed association is tried again before its instances are
-    /// reported failed.
+    /// Times halo connects again after a failed connection or association;
+    /// then the instances not stored are reported failed.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
     /// Seconds before the first retry, doubled for each further one.

@@ -155,11 +155,9 @@ pub struct SendOptions {
     /// Longest wait for any one read or write once connected: the
     /// association answer, a C-ECHO or C-STORE response.
     pub response_timeout: Duration,
-    /// How many times a failed association is tried again before the
-    /// instances it did not store are reported failed. The count restarts
-    /// after an association that stored something, so a peer that keeps
-    /// storing is never given up on, and one that stores nothing is tried
-    /// `1 + retries` times.
+    /// How many times halo connects again after a failed connection or
+    /// association, over the whole batch; then the instances not stored are
+    /// reported failed. At most `1 + retries` associations per batch.
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one, at most
     /// 60 s.
@@ -605,7 +603,6 @@ impl Sender<'_> {
     /// Sends one batch, retrying failed associations; marks every item of
     /// the batch final.
     fn send_batch(&mut self, items: &[Item], (proposals, positions): &(Vec<Proposal>, Vec<usize>)) {
-        let mut fruitless = 0u32;
         let mut tries = 0u32;
         loop {
             let pending: Vec<&Item> = positions
@@ -628,7 +625,6 @@ impl Sender<'_> {
                 return;
             }
 
-            let stored_before = self.done;
             tries += 1;
             let failure = match self.associate_and_send(proposals, &pending) {
                 Ok(()) => continue,
@@ -636,13 +632,7 @@ impl Sender<'_> {
             };
             tracing::debug!(error = %failure.message, "association failed");
             self.report.error = Some(failure.message.clone());
-            if self.done > stored_before {
-                fruitless = 0;
-            } else {
-                fruitless += 1;
-            }
-
-            if !failure.retryable || fruitless > self.options.retries {
+            if !failure.retryable || tries > self.options.retries {
                 let tries = match tries {
                     1 => "1 association attempt".to_string(),
                     n => format!("{n} association attempts"),
@@ -653,9 +643,9 @@ impl Sender<'_> {
             let wait = self
                 .options
                 .backoff
-                .saturating_mul(1 << fruitless.saturating_sub(1).min(16))
+                .saturating_mul(1 << (tries - 1).min(16))
                 .min(MAX_BACKOFF);
-            tracing::debug!(?wait, attempt = fruitless, "retrying after back-off");
+            tracing::debug!(?wait, retry = tries, "retrying after back-off");
             std::thread::sleep(wait);
         }
     }
@@ -668,7 +658,7 @@ impl Sender<'_> {
             }
             let message = match self.report.instances[item.index].attempts {
                 0 => format!("not sent: {error}"),
-                n => format!("not stored: {error} (sent {n} time(s), storage never confirmed)"),
+                n => format!("not stored, sent {n} time(s) without a response: {error}"),
             };
             self.finish(item.index, Outcome::Failed, None, message);
         }
@@ -910,20 +900,20 @@ fn exchange(
     };
     assoc
         .send(&pdu)
-        .map_err(|e| describe_transfer_error(&error_chain(&e), &e, options))?;
+        .map_err(|e| describe_transfer_error(&e, options, "sending a command"))?;
     if let Some(data) = data {
         let mut writer = assoc.send_pdata(context_id);
         writer
             .write_all(data)
             .and_then(|_| writer.finish())
-            .map_err(|e| describe_io(&e, options, "sending the data set"))?;
+            .map_err(|e| describe_io(&e, options, "sending a data set"))?;
     }
 
     let mut command = Vec::new();
     loop {
         let pdu = assoc
             .receive()
-            .map_err(|e| describe_transfer_error(&error_chain(&e), &e, options))?;
+            .map_err(|e| describe_transfer_error(&e, options, "awaiting a response"))?;
         match pdu {
             Pdu::PData { data } => {
                 for pdv in data {
@@ -1103,25 +1093,21 @@ fn describe_ul_error(
                 true,
             ),
         },
-        other => {
-            let chain = error_chain(other);
-            let f = describe_transfer_error(&chain, other, options);
-            Failure::new(format!("association request: {}", f.message), f.retryable)
-        }
+        other => describe_transfer_error(other, options, "awaiting the association answer"),
     }
 }
 
 /// Words an error while sending or receiving on an established
 /// association: timeouts and closed connections by name, the rest as the
 /// error chain.
-fn describe_transfer_error(chain: &str, error: &UlError, options: &SendOptions) -> Failure {
+fn describe_transfer_error(error: &UlError, options: &SendOptions, doing: &str) -> Failure {
     if let Some(io) = find_io_error(error) {
-        return describe_io(io, options, "waiting for the peer");
+        return describe_io(io, options, doing);
     }
     if matches!(error, UlError::ConnectionClosed { .. }) {
-        return Failure::new("the peer closed the connection", true);
+        return Failure::new(format!("the peer closed the connection ({doing})"), true);
     }
-    Failure::new(chain.to_string(), true)
+    Failure::new(format!("{doing}: {}", error_chain(error)), true)
 }
 
 fn describe_io(error: &std::io::Error, options: &SendOptions, doing: &str) -> Failure {
