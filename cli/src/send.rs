@@ -42,7 +42,8 @@ pub struct Args {
     pub json: bool,
 }
 
-fn parse_destination(text: &str) -> Result<Destination, String> {
+/// Parses `--to`; `halo segment --send` can use it as its value parser.
+pub(crate) fn parse_destination(text: &str) -> Result<Destination, String> {
     text.parse().map_err(|e: halo_core::Error| e.to_string())
 }
 
@@ -98,7 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_table(report: &SendReport) {
+/// One line per instance on stdout, with the message of those not stored
+/// cleanly.
+pub(crate) fn print_table(report: &SendReport) {
     println!(
         "{:<7} {:>6}  {:<40} file / message",
         "outcome", "status", "SOPInstanceUID"
@@ -122,7 +125,7 @@ fn print_table(report: &SendReport) {
 }
 
 /// One line on stderr; the failures by name when there are any.
-fn print_summary(report: &SendReport) {
+pub(crate) fn print_summary(report: &SendReport) {
     if let Some(echo) = &report.echo {
         if !echo.ok {
             eprintln!("halo: C-ECHO to {}: {}", report.destination, echo.message);

@@ -56,15 +56,22 @@ FAST = ["--timeout", "1", "--backoff", "0.1"]
 
 
 def require_tool(name: str) -> str:
-    """Return the path of ``name``; fail in CI, skip loudly elsewhere."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not found on PATH (Debian package dcmtk)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}: it must be installed in CI")
-    print(f"\n*** SKIPPING: {message} ***")
-    pytest.skip(message)
+    """Return the path of ``name`` on PATH; fail in CI, skip loudly elsewhere."""
+    found = shutil.which(name)
+    return str(require_path(Path(found or f"/usr/bin/{name}"), f"{name} (Debian package dcmtk)"))
+
+
+def require_pynetdicom():
+    """Import pynetdicom (tools/requirements-send.txt); fail in CI, skip elsewhere."""
+    try:
+        import pynetdicom
+    except ImportError:
+        message = "pynetdicom not installed (pip install -r tools/requirements-send.txt)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: it must be installed in CI")
+        print(f"\n*** SKIPPING: {message} ***")
+        pytest.skip(message)
+    return pynetdicom
 
 
 def free_port() -> int:
@@ -374,7 +381,7 @@ class FakeScp:
     """
 
     def __init__(self, good: int, fault: str):
-        pynetdicom = pytest.importorskip("pynetdicom")
+        pynetdicom = require_pynetdicom()
         from pynetdicom import evt
         from pynetdicom.sop_class import Verification
 
