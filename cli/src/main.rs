@@ -14,6 +14,7 @@ mod export_dicom;
 mod inspect;
 mod progress;
 mod rasterize;
+mod send;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -37,6 +38,8 @@ enum Command {
     ExportDicom(export_dicom::Args),
     /// Write the ROIs of an RTSTRUCT as NIfTI masks on an image grid.
     Rasterize(rasterize::Args),
+    /// Send DICOM files to a storage SCP (C-ECHO, C-STORE) with a report.
+    Send(send::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a),
         Command::ExportDicom(a) => export_dicom::run(a),
         Command::Rasterize(a) => rasterize::run(a),
+        Command::Send(a) => send::run(a),
     };
 
     match result {

@@ -18,8 +18,8 @@
 #![deny(missing_docs)]
 
 pub mod series;
-pub mod structure;
 pub mod status;
+pub mod structure;
 pub mod volume;
 
 use std::ffi::c_char;

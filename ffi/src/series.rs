@@ -46,5 +46,8 @@ pub unsafe extern "C" fn halo_series_read(
 fn read(folder: &str, selector: &SeriesSelector) -> FfiResult<(halo_core::Volume, Option<String>)> {
     let scan = scan_folder(std::path::Path::new(folder))?;
     let series = scan.select(selector)?;
-    Ok((load_series(series, None)?, series.frame_of_reference_uid.clone()))
+    Ok((
+        load_series(series, None)?,
+        series.frame_of_reference_uid.clone(),
+    ))
 }

@@ -38,7 +38,11 @@ pub unsafe extern "C" fn halo_rtstruct_read_roi(
         out_arg(out, "out")?;
         // SAFETY: forwarded from the caller.
         let (path, image, roi) = unsafe {
-            (str_arg(rtstruct, "rtstruct")?, arg(image, "image")?, str_arg(roi, "roi")?)
+            (
+                str_arg(rtstruct, "rtstruct")?,
+                arg(image, "image")?,
+                str_arg(roi, "roi")?,
+            )
         };
 
         let rs = rtstruct::read(Path::new(path))?;
@@ -94,16 +98,22 @@ pub unsafe extern "C" fn halo_mask_slice_polygons(
         let volume = unsafe { arg(mask, "mask") }?;
         let nz = volume.inner.grid.dims[2];
         if slice >= nz {
-            return Err(FfiError::invalid(format!("slice {slice} is outside 0..{nz}")));
+            return Err(FfiError::invalid(format!(
+                "slice {slice} is outside 0..{nz}"
+            )));
         }
 
         let one = volume.mask();
         let single = halo_core::Volume::new(
             slice_grid(&one.grid, slice),
-            one.data.slice(ndarray::s![slice..slice + 1, .., ..]).to_owned(),
+            one.data
+                .slice(ndarray::s![slice..slice + 1, .., ..])
+                .to_owned(),
         )?;
-        let polygons: Vec<Vec<[f64; 3]>> =
-            mask_to_polygons(&single).into_iter().flat_map(|s| s.polygons).collect();
+        let polygons: Vec<Vec<[f64; 3]>> = mask_to_polygons(&single)
+            .into_iter()
+            .flat_map(|s| s.polygons)
+            .collect();
         let total: usize = polygons.iter().map(Vec::len).sum();
 
         // SAFETY: both checked non-NULL above.

@@ -5,13 +5,16 @@
 //! helpers here read values by tag and name the tag when a value is
 //! malformed. [`rtstruct`] writes and reads structure sets, [`pt`] writes
 //! and reads the uncertainty map as a PT series; both are placed on an
-//! image series through [`reference::ImageReference`].
+//! image series through [`reference::ImageReference`]. [`send`] delivers
+//! files to a storage SCP (C-ECHO, C-STORE).
 
 pub mod attr;
+mod dimse;
 pub mod pt;
 pub mod reference;
 pub mod rtstruct;
 pub mod scan;
+pub mod send;
 pub mod series;
 pub mod uid;
 pub mod write;

@@ -195,7 +195,7 @@ pub fn scan_folder(path: &Path) -> Result<ScanResult> {
     Ok(result)
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
