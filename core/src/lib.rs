@@ -17,6 +17,7 @@ pub mod dicom;
 pub mod error;
 pub mod geometry;
 pub mod nifti;
+pub mod stats;
 pub mod volume;
 
 pub use error::{Error, Result};
