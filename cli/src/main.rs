@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod convert;
 mod inspect;
 mod progress;
+mod stats;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one DICOM series as a NIfTI volume.
     Convert(convert::Args),
+    /// Run an observer-study test (wilcoxon, fligner, vgc) on a JSON file.
+    Stats(stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Stats(a) => stats::run(a),
     };
 
     match result {
