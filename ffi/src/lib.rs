@@ -60,15 +60,6 @@ fn boundary(f: impl FnOnce() -> Result<(), (HaloStatus, String)>) -> HaloStatus 
     }
 }
 
-/// Returns an error when `p` is NULL, naming the argument.
-fn non_null<T>(p: *const T, name: &str) -> Result<(), (HaloStatus, String)> {
-    if p.is_null() {
-        Err((HaloStatus::NullArgument, format!("argument {name} is NULL")))
-    } else {
-        Ok(())
-    }
-}
-
 /// Copies a string into a caller buffer, NUL-terminated; reports the bytes
 /// needed (including the NUL) through `needed` when not NULL.
 ///
@@ -162,13 +153,5 @@ mod tests {
 
         assert_eq!(status, HaloStatus::BufferTooSmall);
         assert_eq!(needed, halo_core::VERSION.len() + 1);
-    }
-
-    #[test]
-    fn null_checks_name_the_argument() {
-        let err = non_null(std::ptr::null::<u8>(), "volume").unwrap_err();
-
-        assert_eq!(err.0, HaloStatus::NullArgument);
-        assert!(err.1.contains("volume"));
     }
 }

@@ -75,8 +75,18 @@ impl ScanResult {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] when nothing or several series match, listing
-    /// the candidates.
+    /// the candidates; [`Error::Dicom`] when the folder holds a DICOM file
+    /// that cannot be parsed (it might belong to the chosen series).
     pub fn select(&self, selector: &SeriesSelector) -> Result<&SeriesEntry> {
+        if let Some((p, why)) = self.broken.first() {
+            return Err(Error::dicom(
+                p,
+                format!(
+                    "is a DICOM file that cannot be parsed ({why}); its series is unknown, so no \
+                     series of this folder is loaded; remove or repair it"
+                ),
+            ));
+        }
         let matches: Vec<&SeriesEntry> = match selector {
             SeriesSelector::Only => self.series.iter().collect(),
             SeriesSelector::Uid(uid) => self
