@@ -13,6 +13,7 @@ mod convert;
 mod inspect;
 mod progress;
 mod stats;
+mod study;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ enum Command {
     Convert(convert::Args),
     /// Run an observer-study test (wilcoxon, fligner, vgc) on a JSON file.
     Stats(stats::Args),
+    /// Analyse an observer study (manifest TOML) into a report folder.
+    Study(study::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Stats(a) => stats::run(a),
+        Command::Study(a) => study::run(a),
     };
 
     match result {

@@ -11,7 +11,10 @@ use std::time::Instant;
 use halo_core::stats::{self, descriptive, rng::Rng, ReaderRatings, VgcOptions};
 
 fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(15);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(15);
 
     // Synthetic ratings, the test condition a little higher on average.
     let mut rng = Rng::new(2024, 0);
@@ -25,7 +28,11 @@ fn main() {
             ReaderRatings { reference, test }
         })
         .collect();
-    let options = VgcOptions { bootstrap: 2000, permutations: 2000, ..VgcOptions::default() };
+    let options = VgcOptions {
+        bootstrap: 2000,
+        permutations: 2000,
+        ..VgcOptions::default()
+    };
 
     let mut times = Vec::with_capacity(runs);
     let mut pooled_auc = 0.0;
