@@ -16,6 +16,7 @@ APT_PACKAGES=(
   python3-venv gcc make pkg-config
   mono-mcs nunit-console libnunit-cil-dev
   dicom3tools dcmtk valgrind
+  fonts-dejavu-core
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -15,6 +15,8 @@ mod inspect;
 mod progress;
 mod rasterize;
 mod send;
+mod stats;
+mod study;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -40,6 +42,10 @@ enum Command {
     Rasterize(rasterize::Args),
     /// Send DICOM files to a storage SCP (C-ECHO, C-STORE) with a report.
     Send(send::Args),
+    /// Run an observer-study test (wilcoxon, fligner, vgc) on a JSON file.
+    Stats(stats::Args),
+    /// Analyse an observer study (manifest TOML) into a report folder.
+    Study(study::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::ExportDicom(a) => export_dicom::run(a),
         Command::Rasterize(a) => rasterize::run(a),
         Command::Send(a) => send::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::Study(a) => study::run(a),
     };
 
     match result {

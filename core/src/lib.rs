@@ -18,6 +18,8 @@ pub mod dicom;
 pub mod error;
 pub mod geometry;
 pub mod nifti;
+pub mod stats;
+pub mod study;
 pub mod volume;
 
 pub use error::{Error, Result};
