@@ -94,6 +94,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
     }
+    for (p, why) in &scan.broken {
+        eprintln!(
+            "halo: warning: {} is a DICOM file that cannot be parsed: {why}",
+            p.display()
+        );
+    }
     if !scan.skipped.is_empty() {
         eprintln!(
             "halo: skipped {} file(s) that are not DICOM (-v lists them)",

@@ -10,9 +10,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod convert;
+mod export_dicom;
 mod inspect;
 mod progress;
+mod rasterize;
 mod segment;
+mod send;
+mod stats;
+mod study;
 
 /// Uncertainty-aware auto-segmentation for radiotherapy planning.
 #[derive(Debug, Parser)]
@@ -34,6 +39,16 @@ enum Command {
     Convert(convert::Args),
     /// Segment a series with a model's ensemble and map its uncertainty.
     Segment(segment::Args),
+    /// Write NIfTI masks and uncertainty maps as an RTSTRUCT and PT series.
+    ExportDicom(export_dicom::Args),
+    /// Write the ROIs of an RTSTRUCT as NIfTI masks on an image grid.
+    Rasterize(rasterize::Args),
+    /// Send DICOM files to a storage SCP (C-ECHO, C-STORE) with a report.
+    Send(send::Args),
+    /// Run an observer-study test (wilcoxon, fligner, vgc) on a JSON file.
+    Stats(stats::Args),
+    /// Analyse an observer study (manifest TOML) into a report folder.
+    Study(study::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +59,11 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Segment(a) => segment::run(a),
+        Command::ExportDicom(a) => export_dicom::run(a),
+        Command::Rasterize(a) => rasterize::run(a),
+        Command::Send(a) => send::run(a),
+        Command::Stats(a) => stats::run(a),
+        Command::Study(a) => study::run(a),
     };
 
     match result {
@@ -67,5 +87,6 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

@@ -13,12 +13,15 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod contour;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
 pub mod inference;
 pub mod model;
 pub mod nifti;
+pub mod stats;
+pub mod study;
 pub mod uncertainty;
 pub mod volume;
 

@@ -110,6 +110,9 @@ pub struct ScanResult {
     pub series: Vec<SeriesEntry>,
     /// Files that are not DICOM, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files that carry the DICOM magic but could not be parsed, with the
+    /// reason. Their series is unknown, so loading refuses while any exist.
+    pub broken: Vec<(PathBuf, String)>,
 }
 
 /// Scans a folder recursively (or a single file) and groups its DICOM
@@ -141,6 +144,10 @@ pub fn scan_folder(path: &Path) -> Result<ScanResult> {
                 .entry(h.series_instance_uid.clone())
                 .or_default()
                 .push(h),
+            Err(reason) if has_dicom_magic(&path) => {
+                tracing::warn!(path = %path.display(), %reason, "DICOM file cannot be parsed");
+                result.broken.push((path, reason));
+            }
             Err(reason) => {
                 tracing::debug!(path = %path.display(), %reason, "skipping file that is not DICOM");
                 result.skipped.push((path, reason));
@@ -148,6 +155,12 @@ pub fn scan_folder(path: &Path) -> Result<ScanResult> {
         }
     }
     if groups.is_empty() {
+        if let Some((p, why)) = result.broken.first() {
+            return Err(Error::dicom(
+                p,
+                format!("is a DICOM file that cannot be parsed: {why}"),
+            ));
+        }
         let detail = match result.skipped.first() {
             Some((p, why)) => format!(
                 "; {} file(s) skipped as not DICOM, for example {}: {why}",
@@ -182,7 +195,7 @@ pub fn scan_folder(path: &Path) -> Result<ScanResult> {
     Ok(result)
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+pub(crate) fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_file() {
         out.push(path.to_path_buf());
@@ -200,6 +213,17 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// True when the file has the 128-byte preamble followed by `DICM`
+/// (PS3.10 section 7.1).
+fn has_dicom_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map(|()| &head[128..] == b"DICM")
+        .unwrap_or(false)
 }
 
 /// Reads the header of one file (everything before PixelData).

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use dicom_dictionary_std::tags;
-use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use dicom_pixeldata::PixelDecoder;
 use ndarray::Array3;
 use rayon::prelude::*;
 
@@ -75,8 +75,18 @@ impl ScanResult {
     /// # Errors
     ///
     /// [`Error::InvalidInput`] when nothing or several series match, listing
-    /// the candidates.
+    /// the candidates; [`Error::Dicom`] when the folder holds a DICOM file
+    /// that cannot be parsed (it might belong to the chosen series).
     pub fn select(&self, selector: &SeriesSelector) -> Result<&SeriesEntry> {
+        if let Some((p, why)) = self.broken.first() {
+            return Err(Error::dicom(
+                p,
+                format!(
+                    "is a DICOM file that cannot be parsed ({why}); its series is unknown, so no \
+                     series of this folder is loaded; remove or repair it"
+                ),
+            ));
+        }
         let matches: Vec<&SeriesEntry> = match selector {
             SeriesSelector::Only => self.series.iter().collect(),
             SeriesSelector::Uid(uid) => self
@@ -345,14 +355,18 @@ fn read_slice(inst: &InstanceHeader, expected: usize) -> Result<Vec<f32>> {
             format!("PixelData (7FE0,0010) cannot be decoded: {e}"),
         )
     })?;
-    let raw: Vec<f64> = decoded
-        .to_vec_with_options(&ConvertOptions::new().with_modality_lut(ModalityLutOption::None))
-        .map_err(|e| {
-            Error::dicom(
-                path,
-                format!("PixelData (7FE0,0010) cannot be converted: {e}"),
-            )
-        })?;
+    let mut raw =
+        samples(&decoded).map_err(|m| Error::dicom(path, format!("PixelData (7FE0,0010) {m}")))?;
+    if raw.len() > expected {
+        // Trailing padding beyond Rows x Columns: PS3.5 allows only the one
+        // byte that makes the length even, but scanners write more.
+        tracing::warn!(
+            path = %path.display(),
+            extra = raw.len() - expected,
+            "PixelData (7FE0,0010) is longer than Rows x Columns; ignoring the excess"
+        );
+        raw.truncate(expected);
+    }
     if raw.len() != expected {
         return Err(Error::dicom(
             path,
@@ -374,6 +388,58 @@ fn read_slice(inst: &InstanceHeader, expected: usize) -> Result<Vec<f32>> {
         ));
     }
     Ok(out)
+}
+
+/// Stored pixel values of decoded (native, little-endian) pixel data as
+/// `f64`, honouring BitsAllocated (0028,0100), BitsStored (0028,0101) and
+/// PixelRepresentation (0028,0103): signed samples are sign-extended from
+/// their stored bit width, unsigned ones masked to it (PS3.5 section 8.1.1).
+fn samples(
+    decoded: &dicom_pixeldata::DecodedPixelData<'_>,
+) -> std::result::Result<Vec<f64>, String> {
+    let bytes = decoded.data();
+    let allocated = decoded.bits_allocated() as u32;
+    let stored = (decoded.bits_stored() as u32).clamp(1, allocated.max(1));
+    let signed = decoded.pixel_representation() == dicom_pixeldata::PixelRepresentation::Signed;
+    let width = match allocated {
+        8 | 16 | 32 => (allocated / 8) as usize,
+        other => {
+            return Err(format!(
+                "has BitsAllocated (0028,0100) {other}; 8, 16 or 32 supported"
+            ))
+        }
+    };
+    if bytes.len() % width != 0 {
+        return Err(format!(
+            "length {} is not a multiple of {width} bytes",
+            bytes.len()
+        ));
+    }
+
+    let mask: u64 = if stored >= 32 {
+        u32::MAX as u64
+    } else {
+        (1u64 << stored) - 1
+    };
+    let convert = |raw: u64| -> f64 {
+        let v = raw & mask;
+        if signed && (v >> (stored - 1)) & 1 == 1 {
+            v as f64 - (mask + 1) as f64
+        } else {
+            v as f64
+        }
+    };
+    Ok(bytes
+        .chunks_exact(width)
+        .map(|c| {
+            let raw = match width {
+                1 => c[0] as u64,
+                2 => u16::from_le_bytes([c[0], c[1]]) as u64,
+                _ => u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64,
+            };
+            convert(raw)
+        })
+        .collect())
 }
 
 fn unit(v: [f64; 3]) -> [f64; 3] {
