@@ -12,7 +12,7 @@ use anyhow::Context;
 use halo_core::backend::Backend;
 use halo_core::dicom::{load_series, scan_folder, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
-use halo_core::model::{Activation, Model, PluginMembers};
+use halo_core::model::{Activation, Model, PluginMembers, Preprocessing};
 use halo_core::uncertainty::EnsembleRule;
 use halo_core::{Grid, Volume};
 use ndarray::{Array3, Array4, Axis};
@@ -122,15 +122,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let g = &volume.grid;
     let spacing_zyx = [g.spacing[2], g.spacing[1], g.spacing[0]];
     let values: Vec<u16> = model.manifest.labels.iter().map(|l| l.value).collect();
-    let prediction = inference::predict(
-        &[volume.data.view()],
-        spacing_zyx,
-        &model.pipeline,
-        &values,
-        &mut members,
-        &options,
-        &mut observer,
-    );
+    let prediction = match &model.manifest.preprocessing {
+        Preprocessing::Monai(_) => inference::generic::predict(
+            &[volume.data.view()],
+            &volume.grid,
+            &model,
+            &mut members,
+            &options,
+            &mut observer,
+        ),
+        _ => inference::predict(
+            &[volume.data.view()],
+            spacing_zyx,
+            &model.pipeline,
+            &values,
+            &mut members,
+            &options,
+            &mut observer,
+        ),
+    };
     if let Some(p) = observer.progress.take() {
         p.finish();
     }
@@ -385,6 +395,7 @@ fn report(
             "device": args.device,
             "threads": args.threads,
         },
+        "ensemble": inference::generic::ensemble_members(&model.manifest),
         "structures": structures,
         "timings": {
             "load_s": load_s,

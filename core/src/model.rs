@@ -121,6 +121,9 @@ pub enum Preprocessing {
     Nnunet(NnunetRef),
     /// A network that is not nnU-Net's, described field by field.
     Generic(GenericPipeline),
+    /// A MONAI-style pipeline (orientation, spacing, crop to foreground,
+    /// sliding window, logit smoothing, test-time flips).
+    Monai(crate::inference::generic::MonaiPipeline),
 }
 
 /// Where an nnU-Net v2 model's own description lives.
@@ -496,6 +499,7 @@ impl Manifest {
         let pipeline = match &self.preprocessing {
             Preprocessing::Nnunet(r) => nnunet_pipeline(dir, r, self)?,
             Preprocessing::Generic(g) => generic_pipeline(dir, g, self)?,
+            Preprocessing::Monai(g) => crate::inference::generic::pipeline(dir, g, self)?,
         };
         let path = dir.join(MANIFEST_FILE);
         if pipeline.output_channels != self.labels.len() {

@@ -15,6 +15,8 @@
 //!    the crop) and `transpose_backward`.
 
 pub mod export;
+pub mod generic;
+pub mod generic_ops;
 pub mod preprocess;
 pub mod resample;
 pub mod sliding;
