@@ -101,6 +101,24 @@ pub struct MonaiPipeline {
     /// pass without flipping.
     #[serde(default = "no_flip")]
     pub test_time_flips: Vec<Flip>,
+    /// Which passes form the label map.
+    #[serde(default)]
+    pub labels_from: LabelSource,
+}
+
+/// Which passes form the label map; the probability and uncertainty maps
+/// always come from every member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelSource {
+    /// The whole ensemble, by the run's ensemble rule.
+    #[default]
+    Ensemble,
+    /// The unflipped pass of each member file (their mean logits): the
+    /// networks' own prediction, with the flips only measuring how stable
+    /// it is. For a single published network this keeps its validated
+    /// output.
+    Unflipped,
 }
 
 /// Axes the network expects.
@@ -241,6 +259,14 @@ pub fn pipeline(dir: &std::path::Path, g: &MonaiPipeline, m: &Manifest) -> Resul
             "test_time_flips is empty (use [{\"name\": \"none\", \"flip\": []}])",
         ));
     }
+    if g.labels_from == LabelSource::Unflipped
+        && !g.test_time_flips.iter().any(|f| f.flip.is_empty())
+    {
+        return Err(merr(
+            dir,
+            "labels_from \"unflipped\" needs a flip with no axes",
+        ));
+    }
     for f in &g.test_time_flips {
         let mut axes = f.flip.clone();
         axes.sort_unstable();
@@ -313,6 +339,10 @@ pub fn ensemble_members(m: &Manifest) -> Option<serde_json::Value> {
     Some(serde_json::json!({
         "kind": if m.members.len() == 1 { "test-time flips of one network" }
                 else { "member files under test-time flips" },
+        "labels_from": match g.labels_from {
+            LabelSource::Ensemble => "the ensemble",
+            LabelSource::Unflipped => "the unflipped pass (the network's own prediction)",
+        },
         "members": list,
     }))
 }
@@ -503,6 +533,7 @@ pub fn predict(
         return Err(Error::Cancelled);
     }
 
+    let mut unflipped: Option<Array4<f32>> = None;
     let weights = match g.blend {
         Blend::Gaussian => importance_map(g.patch_size, g.sigma_scale),
         Blend::Constant => Array3::from_elem(g.patch_size, 1.0),
@@ -539,15 +570,22 @@ pub fn predict(
                 observer.member_probabilities(m, &probs)?;
             }
             acc.add(&probs, extras.logits.then_some(&logits))?;
+            if g.labels_from == LabelSource::Unflipped && flip.flip.is_empty() {
+                match &mut unflipped {
+                    Some(sum) => *sum += &logits,
+                    None => unflipped = Some(logits),
+                }
+            }
             timings.members_s.push(t.elapsed().as_secs_f64());
         }
     }
 
     let t = Instant::now();
     let summary = acc.finish(options.ddof)?;
-    let label_probs = match &summary.mean_logits {
-        Some(l) => activate(l, pipeline.activation),
-        None => summary.mean.clone(),
+    let label_probs = match (unflipped, &summary.mean_logits) {
+        (Some(sum), _) => activate(&(sum / members.len() as f32), pipeline.activation),
+        (None, Some(l)) => activate(l, pipeline.activation),
+        (None, None) => summary.mean.clone(),
     };
     let labels = label_map(&label_probs, pipeline, &label_values, g);
     timings.finish_s = t.elapsed().as_secs_f64();
@@ -770,6 +808,7 @@ fn prefix(what: &str, e: Error) -> Error {
 mod tests {
     use super::*;
     use ndarray::ArrayViewD;
+    use std::path::Path;
 
     /// A "network" whose logit is the input minus 0.5 at every voxel: flips
     /// and windows must return it unchanged.
@@ -863,33 +902,51 @@ mod tests {
         assert!(matches!(r, Err(Error::Cancelled)));
     }
 
-    #[test]
-    fn the_flips_of_the_manifest_are_listed_as_members() {
-        let mut m: Manifest = serde_json::from_value(serde_json::json!({
+    /// A one-member sigmoid manifest with `preprocessing`, and its
+    /// generic description.
+    fn manifest(preprocessing: serde_json::Value) -> (Manifest, MonaiPipeline) {
+        let m: Manifest = serde_json::from_value(serde_json::json!({
             "format_version": 1, "name": "t", "source": "s", "license": "MIT",
             "input_channels": ["T2"],
             "labels": [{"value": 1, "name": "Prostate"}],
             "activation": "sigmoid",
             "members": [{"file": "net.pt", "sha256": "0".repeat(64)}],
-            "preprocessing": {
-                "kind": "monai", "orientation": "ras", "normalisation": {"kind": "none"},
-                "patch_size": [8, 16, 16], "threshold": 0.55,
-                "test_time_flips": [{"name": "none", "flip": []}, {"name": "x", "flip": [2]}]
-            }
+            "preprocessing": preprocessing,
         }))
         .unwrap();
+        let Preprocessing::Monai(g) = m.preprocessing.clone() else {
+            panic!("monai kind")
+        };
+        (m, g)
+    }
+
+    #[test]
+    fn the_flips_of_the_manifest_are_listed_as_members() {
+        let (mut m, g) = manifest(serde_json::json!({
+            "kind": "monai", "orientation": "ras", "normalisation": {"kind": "none"},
+            "patch_size": [8, 16, 16], "threshold": 0.55,
+            "test_time_flips": [{"name": "none", "flip": []}, {"name": "x", "flip": [2]}]
+        }));
 
         let e = ensemble_members(&m).unwrap();
 
         assert_eq!(e["members"].as_array().unwrap().len(), 2);
         assert_eq!(e["members"][1]["test_time_flip"], "x");
         m.activation = Activation::Softmax;
-        let Preprocessing::Monai(g) = m.preprocessing.clone() else {
-            panic!("monai kind")
-        };
-        let err = pipeline(std::path::Path::new("/m"), &g, &m)
-            .unwrap_err()
-            .to_string();
+        let err = pipeline(Path::new("/m"), &g, &m).unwrap_err().to_string();
         assert!(err.contains("threshold 0.55"), "{err}");
+    }
+
+    #[test]
+    fn labels_from_the_unflipped_pass_need_one() {
+        let (m, g) = manifest(serde_json::json!({
+            "kind": "monai", "orientation": "native", "normalisation": {"kind": "none"},
+            "patch_size": [8, 16, 16], "labels_from": "unflipped",
+            "test_time_flips": [{"name": "x", "flip": [2]}]
+        }));
+
+        let err = pipeline(Path::new("/m"), &g, &m).unwrap_err().to_string();
+
+        assert!(err.contains("unflipped"), "{err}");
     }
 }
