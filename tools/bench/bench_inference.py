@@ -41,6 +41,7 @@ import logging
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,7 +62,7 @@ SERIES = "data/prostatex/ProstateX-0000/4.000000-t2tsetra-00702"
 LABELS = ["gland", "rim"]
 TARGET_SPACING = [3.6, 1.1, 1.1]
 PATCH = [16, 128, 128]
-FEATURES = [8, 16, 32, 64]
+FEATURES = [4, 8, 16, 32]
 FOLDS = 5
 
 STD_SCRIPT = """
@@ -115,8 +116,13 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Runs ``cmd``; returns (wall seconds, peak tree PSS in MiB)."""
+def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """Runs ``cmd``; returns (wall seconds, peak tree PSS in MiB, CPU seconds).
+
+    CPU seconds are user plus system time of the process and every
+    descendant it waited for (``RUSAGE_CHILDREN`` before and after).
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     peak = 0
     done = threading.Event()
     t0 = time.perf_counter()
@@ -138,7 +144,9 @@ def measure(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.decode()[-3000:]}")
-    return wall, peak / 1024.0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, peak / 1024.0, cpu
 
 
 def prepare(work: Path, halo: Path, shared: Path) -> dict:
@@ -169,7 +177,7 @@ def prepare(work: Path, halo: Path, shared: Path) -> dict:
     return {"results": results, "model": model, "inputs": inputs, "image": image}
 
 
-def run_published(p: dict, work: Path, threads: int, env: dict) -> tuple[float, float]:
+def run_published(p: dict, work: Path, threads: int, env: dict) -> tuple[float, float, float]:
     """nnUNetv2_predict on all folds, then per fold with probabilities, then std."""
     bin_dir = Path(sys.executable).parent
     predict = [bin_dir / "nnUNetv2_predict_from_modelfolder", "-m", p["results"],
@@ -184,17 +192,19 @@ def run_published(p: dict, work: Path, threads: int, env: dict) -> tuple[float, 
                               "-f", str(k), "--save_probabilities"], env))
     npz = [out / f"fold_{k}" / "case.npz" for k in range(FOLDS)]
     steps.append(measure([sys.executable, "-c", STD_SCRIPT, out / "std.npy", *npz], env))
-    return sum(s[0] for s in steps), max(s[1] for s in steps)
+    return sum(s[0] for s in steps), max(s[1] for s in steps), sum(s[2] for s in steps)
 
 
-def run_predictor(p: dict, work: Path, threads: int, env: dict) -> tuple[float, float]:
+def run_predictor(p: dict, work: Path, threads: int, env: dict) -> tuple[float, float, float]:
     out = work / "predictor"
     shutil.rmtree(out, ignore_errors=True)
     return measure([sys.executable, "-c", PREDICTOR_SCRIPT, p["results"], p["inputs"], out,
                     threads, FOLDS], env)
 
 
-def run_halo(p: dict, work: Path, halo: Path, threads: int, env: dict) -> tuple[float, float]:
+def run_halo(
+    p: dict, work: Path, halo: Path, threads: int, env: dict
+) -> tuple[float, float, float]:
     out = work / "halo-out"
     shutil.rmtree(out, ignore_errors=True)
     return measure([halo, "segment", "--model", p["model"], "--image", p["image"], "--out", out,
@@ -249,15 +259,15 @@ def section(r: dict) -> str:
         "50 ms; for the pipeline, its largest step). Medians of "
         f"{r['runs']} runs. Written by `tools/bench/bench_inference.py`; do not edit by hand.",
         "",
-        "| run | wall time (s) | peak memory (MiB) |",
-        "| --- | --- | --- |",
+        "| run | wall time (s) | peak memory (MiB) | CPU time (s) |",
+        "| --- | --- | --- | --- |",
         f"| nnU-Net pipeline: all folds, then {FOLDS} single-fold runs with "
         f"`--save_probabilities`, then NumPy std | {med['published_s']:.1f} | "
-        f"{med['published_mib']:.0f} |",
+        f"{med['published_mib']:.0f} | {med['published_cpu']:.1f} |",
         f"| one `nnUNetPredictor` call, all folds, no per-fold output | "
-        f"{med['predictor_s']:.1f} | {med['predictor_mib']:.0f} |",
+        f"{med['predictor_s']:.1f} | {med['predictor_mib']:.0f} | {med['predictor_cpu']:.1f} |",
         f"| `halo segment` (labels, mean probabilities, uncertainty) | {med['halo_s']:.1f} | "
-        f"{med['halo_mib']:.0f} |",
+        f"{med['halo_mib']:.0f} | {med['halo_cpu']:.1f} |",
         "",
         "| comparison | ratio (halo / other) |",
         "| --- | --- |",
@@ -267,6 +277,8 @@ def section(r: dict) -> str:
         f"{ratio(med['halo_mib'], med['published_mib'], 0.5)} |",
         f"| wall time vs one nnUNetPredictor call | "
         f"{ratio(med['halo_s'], med['predictor_s'], 1.0)} |",
+        f"| CPU time vs one nnUNetPredictor call (less sensitive to a shared machine) | "
+        f"{ratio(med['halo_cpu'], med['predictor_cpu'], 1.0)} |",
         "",
         f"Share of halo's wall time outside libtorch forward passes: {share:.1%} "
         f"({'meets' if share <= 0.10 else 'misses'} <= 10 %; forward passes "
@@ -311,29 +323,39 @@ def main(argv: list[str] | None = None) -> int:
         if not f.exists():
             raise SystemExit(f"bench: {f} not found (see the module docs)")
     args.work.mkdir(parents=True, exist_ok=True)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     p = prepare(args.work, halo, args.shared)
     t = str(args.threads)
     env = dict(os.environ, OMP_NUM_THREADS=t, MKL_NUM_THREADS=t,
                nnUNet_results=str(args.work), nnUNet_raw=str(args.work),
                nnUNet_preprocessed=str(args.work))
 
-    keys = ["published_s", "published_mib", "predictor_s", "predictor_mib", "halo_s", "halo_mib"]
+    keys = ["published_s", "published_mib", "published_cpu", "predictor_s", "predictor_mib",
+            "predictor_cpu", "halo_s", "halo_mib", "halo_cpu"]
     r: dict = {"series": {k: [] for k in keys}, "share": [], "forward_s": [], "total_s": [],
-               "threads": args.threads, "runs": args.runs}
+               "threads": args.threads, "runs": args.runs, "load": load}
     for i in range(args.runs):
-        hs, hm = run_halo(p, args.work, halo, args.threads, env)
-        ps, pm = run_published(p, args.work, args.threads, env)
-        qs, qm = run_predictor(p, args.work, args.threads, env)
-        fs = run_forward_share(p, args.work, example, args.threads, env)
-        for k, v in zip(keys, [ps, pm, qs, qm, hs, hm]):
+        # Alternate the order so that a slow spell of a shared machine does
+        # not always fall on the same side.
+        if i % 2 == 0:
+            h = run_halo(p, args.work, halo, args.threads, env)
+            q = run_predictor(p, args.work, args.threads, env)
+            pub = run_published(p, args.work, args.threads, env)
+            fs = run_forward_share(p, args.work, example, args.threads, env)
+        else:
+            fs = run_forward_share(p, args.work, example, args.threads, env)
+            pub = run_published(p, args.work, args.threads, env)
+            q = run_predictor(p, args.work, args.threads, env)
+            h = run_halo(p, args.work, halo, args.threads, env)
+        for k, v in zip(keys, [*pub, *q, *h]):
             r["series"][k].append(v)
         r["share"].append(fs["outside_share"])
         r["forward_s"].append(fs["forward_s"])
         r["total_s"].append(fs["total_s"])
         r["forwards"] = fs["forwards"]
         log.info("run %d: halo %.1f s %.0f MiB; pipeline %.1f s %.0f MiB; predictor %.1f s "
-                 "%.0f MiB; outside forward %.1f %%", i + 1, hs, hm, ps, pm, qs, qm,
-                 100 * fs["outside_share"])
+                 "%.0f MiB; outside forward %.1f %%", i + 1, h[0], h[1], pub[0], pub[1], q[0],
+                 q[1], 100 * fs["outside_share"])
     text = section(r)
     update(args.out, text)
     print(text)
