@@ -45,11 +45,7 @@ impl Progress {
         match &self.bar {
             Some(b) => b.set_position(done),
             None => {
-                let pct = if self.total == 0 {
-                    100
-                } else {
-                    done * 100 / self.total
-                };
+                let pct = (done * 100).checked_div(self.total).unwrap_or(100);
                 if pct >= self.last_percent + 25 || done == self.total {
                     self.last_percent = pct;
                     eprintln!("halo: {}: {done}/{}", self.label, self.total);
