@@ -83,7 +83,10 @@ pub enum Rule {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     if args.out.exists() && !args.force {
-        anyhow::bail!("output {} exists; use --force to replace it", args.out.display());
+        anyhow::bail!(
+            "output {} exists; use --force to replace it",
+            args.out.display()
+        );
     }
     let model_dir = match &args.model {
         Some(m) => m.clone(),
@@ -147,7 +150,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let prediction = prediction?;
 
     let t = Instant::now();
-    let report = report(&model, &volume.grid, &prediction, &args, &input_label, load_s);
+    let report = report(
+        &model,
+        &volume.grid,
+        &prediction,
+        &args,
+        &input_label,
+        load_s,
+    );
     let outputs = Outputs {
         grid: &volume.grid,
         model: &model,
@@ -155,7 +165,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         member_probabilities: &observer.members,
         report,
     };
-    write_atomically(&args.out, args.force, |dir| write_outputs(dir, &outputs, started, t))?;
+    write_atomically(&args.out, args.force, |dir| {
+        write_outputs(dir, &outputs, started, t)
+    })?;
 
     eprintln!(
         "halo: wrote {} ({} members, {:.1} s)",
@@ -180,7 +192,10 @@ fn default_model() -> anyhow::Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    anyhow::bail!("no --model given and no sample model found near {}", exe.display())
+    anyhow::bail!(
+        "no --model given and no sample model found near {}",
+        exe.display()
+    )
 }
 
 fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
@@ -222,7 +237,11 @@ impl Observer for CliObserver {
         self.keep_members
     }
 
-    fn member_probabilities(&mut self, _member: usize, probs: &Array4<f32>) -> halo_core::Result<()> {
+    fn member_probabilities(
+        &mut self,
+        _member: usize,
+        probs: &Array4<f32>,
+    ) -> halo_core::Result<()> {
         self.members.push(probs.clone());
         Ok(())
     }
@@ -276,7 +295,10 @@ fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> a
         for (m, probs) in o.member_probabilities.iter().enumerate() {
             for (c, label) in labels.iter().enumerate() {
                 let prob = probs.index_axis(Axis(0), c).to_owned();
-                let f = mdir.join(format!("member_{m}_probability_{}.nii.gz", file_stem(&label.name)));
+                let f = mdir.join(format!(
+                    "member_{m}_probability_{}.nii.gz",
+                    file_stem(&label.name)
+                ));
                 halo_core::nifti::write(&f, &vol(prob))?;
             }
         }
@@ -301,14 +323,20 @@ fn write_atomically(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = out.file_name().context("output has no folder name")?.to_string_lossy();
+    let name = out
+        .file_name()
+        .context("output has no folder name")?
+        .to_string_lossy();
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
 
     let result = write(&tmp).and_then(|()| {
         if out.exists() {
             if !force {
-                anyhow::bail!("output {} appeared while running; not replaced", out.display());
+                anyhow::bail!(
+                    "output {} appeared while running; not replaced",
+                    out.display()
+                );
             }
             std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
         }
@@ -323,7 +351,13 @@ fn write_atomically(
 /// A label name as a file-name part: letters, digits, `-` and `_`.
 fn file_stem(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

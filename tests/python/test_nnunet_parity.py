@@ -74,7 +74,9 @@ def run_nnunet(results: Path, image: Path) -> tuple[list[np.ndarray], np.ndarray
     )
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-    torch.set_num_threads(2)
+    # One thread: multi-threaded libtorch on a loaded 2-core machine is many
+    # times slower, and the result does not depend on it.
+    torch.set_num_threads(1)
     predictor = nnUNetPredictor(
         tile_step_size=0.5,
         use_gaussian=True,
@@ -137,7 +139,7 @@ def parity(halo_bin: Path, prostatex: Path, tmp_path_factory) -> dict:
     out = work / "halo"
     run_halo(
         halo_bin, "segment", "--model", model, "--image", image, "--out", out,
-        "--threads", "2", "--member-probabilities",
+        "--threads", "1", "--member-probabilities",
     )
     return {"per_fold": per_fold, "seg": seg, "probs": probs, "out": out}
 
