@@ -58,6 +58,14 @@ typedef enum HaloStatus {
 } HaloStatus;
 
 /**
+ * The outcome of `halo_send`: which instances were stored.
+ *
+ * Released by `halo_send_report_free`. Immutable; may be read from several
+ * threads.
+ */
+typedef struct HaloSendReport HaloSendReport;
+
+/**
  * An immutable volume: voxel values (`float`, `[z][y][x]`, x fastest) on a
  * grid in patient coordinates (LPS, mm).
  *
@@ -66,6 +74,12 @@ typedef enum HaloStatus {
  * it at once; freeing must not race with any other use.
  */
 typedef struct HaloVolume HaloVolume;
+
+/**
+ * Progress of a send: `done` of `total` instances handled. Return `false`
+ * to cancel; instances not yet sent are then reported as not stored.
+ */
+typedef bool (*HaloSendProgress)(void *user, size_t done, size_t total);
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,6 +115,76 @@ enum HaloStatus halo_version(char *buf, size_t len, size_t *needed);
 enum HaloStatus halo_last_error_message(char *buf, size_t len, size_t *needed);
 
 /**
+ * Sends DICOM files and folders (searched recursively) to the storage SCP
+ * `destination`, written `AE@HOST:PORT`.
+ *
+ * `calling_ae` may be NULL (`HALO`). `timeout_s` bounds connecting and
+ * each response (0 keeps the default of 30 s); `retries` is how many
+ * further associations are tried after a connection or association
+ * failure, with doubling back-off. `progress` may be NULL.
+ *
+ * Returns `HALO_STATUS_OK` whenever the send ran, even if some instances
+ * were not stored: read `halo_send_report_counts`; a network failure is
+ * reported per instance, never silently. Other statuses mean nothing was
+ * attempted (bad destination, unreadable path, no DICOM found). `*out`
+ * receives a report to release with `halo_send_report_free`. Blocking;
+ * thread-safe.
+ *
+ * # Safety
+ *
+ * `destination` and `calling_ae` (when not NULL) must be NUL-terminated
+ * UTF-8; `paths` must hold `n_paths` such strings; `out` valid for one
+ * write; `progress`, when given, is called on the calling thread with
+ * `user`.
+ */
+enum HaloStatus halo_send(const char *destination,
+                          const char *calling_ae,
+                          const char *const *paths,
+                          size_t n_paths,
+                          double timeout_s,
+                          uint32_t retries,
+                          HaloSendProgress progress,
+                          void *user,
+                          struct HaloSendReport **out);
+
+/**
+ * Writes how many instances were stored and how many were not. Either
+ * out-pointer may be NULL. Thread-safe.
+ *
+ * # Safety
+ *
+ * `report` must be a live handle; non-NULL out-pointers valid for a write.
+ */
+enum HaloStatus halo_send_report_counts(const struct HaloSendReport *report,
+                                        size_t *stored,
+                                        size_t *failed);
+
+/**
+ * Copies the full report as JSON (destination, C-ECHO result, and per
+ * instance: file, SOPInstanceUID, status, outcome, attempts, message) into
+ * `buf`; `needed` receives the size including the NUL, also when `buf` is
+ * too small (`HALO_STATUS_BUFFER_TOO_SMALL`). Thread-safe.
+ *
+ * # Safety
+ *
+ * `report` must be a live handle; `buf` valid for `len` bytes when not
+ * NULL; `needed` for one write when not NULL.
+ */
+enum HaloStatus halo_send_report_json(const struct HaloSendReport *report,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *needed);
+
+/**
+ * Releases a send report; NULL is ignored. Must not race with other uses.
+ *
+ * # Safety
+ *
+ * `report` must come from `halo_send` and not have been freed.
+ */
+enum HaloStatus halo_send_report_free(struct HaloSendReport *report);
+
+/**
  * Reads one DICOM image series from `folder` (searched recursively) into a
  * new volume, with RescaleSlope and RescaleIntercept applied.
  *
@@ -117,6 +201,56 @@ enum HaloStatus halo_last_error_message(char *buf, size_t len, size_t *needed);
  * `out` valid for one write.
  */
 enum HaloStatus halo_series_read(const char *folder, const char *selector, struct HaloVolume **out);
+
+/**
+ * Rasterises the ROI named `roi` (ROIName, or its ROINumber as text) of
+ * the RTSTRUCT file `rtstruct` onto the grid of `image`, filling at voxel
+ * centres and combining the contours of a slice by XOR. The new volume
+ * holds 1 inside and 0 outside.
+ *
+ * When `image` was read by `halo_series_read`, its frame of reference must
+ * match the ROI's (`HALO_STATUS_INVALID_ARGUMENT` otherwise). A contour off
+ * every slice plane is refused with the ROI, slice and distance named; an
+ * ROI without contours gives an empty mask. `*out` receives a handle to
+ * release with `halo_volume_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `rtstruct` and `roi` must be NUL-terminated UTF-8; `image` a live handle;
+ * `out` valid for one write.
+ */
+enum HaloStatus halo_rtstruct_read_roi(const char *rtstruct,
+                                       const struct HaloVolume *image,
+                                       const char *roi,
+                                       struct HaloVolume **out);
+
+/**
+ * Writes the closed polygons of the mask (voxels > 0.5) on slice `slice`
+ * of `mask`, traced on voxel edges, in patient coordinates (LPS, mm).
+ *
+ * `points` receives x, y, z of every vertex of every polygon in turn
+ * (`3 * n_points` doubles), `counts` the number of vertices of each
+ * polygon (`n_polygons` values); outer boundaries and holes are separate
+ * polygons, to be combined by XOR (subtract holes). `*n_polygons` and
+ * `*n_points` are always written; when `points_len < 3 * n_points` or
+ * `counts_len < n_polygons` nothing else is written and
+ * `HALO_STATUS_BUFFER_TOO_SMALL` is returned, so a caller can ask with
+ * zero lengths first. An empty slice gives zero polygons. Thread-safe.
+ *
+ * # Safety
+ *
+ * `mask` must be a live handle; `points` valid for `points_len` doubles
+ * and `counts` for `counts_len` values (either may be NULL when its length
+ * is 0); `n_polygons` and `n_points` valid for one write.
+ */
+enum HaloStatus halo_mask_slice_polygons(const struct HaloVolume *mask,
+                                         size_t slice,
+                                         double *points,
+                                         size_t points_len,
+                                         size_t *counts,
+                                         size_t counts_len,
+                                         size_t *n_polygons,
+                                         size_t *n_points);
 
 /**
  * Creates a volume by copying `len` floats from `data`.

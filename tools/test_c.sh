@@ -23,3 +23,18 @@ run() {
 }
 
 run test_volume tests/dicom-corpus/good
+
+# A storage SCP on a free loopback port, stopped by its process id.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+dead=$(free_port)
+received=$(mktemp -d)
+storescp --aetitle STORESCP --output-directory "$received" "$port" &
+scp_pid=$!
+trap 'kill $scp_pid 2>/dev/null; rm -rf "$received"' EXIT
+for _ in $(seq 50); do
+  (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+  sleep 0.1
+done
+run test_send tests/dicom-corpus/good "$port" "$dead"
+test "$(ls "$received" | wc -l)" -eq 4 || { echo "storescp received $(ls "$received" | wc -l) files, 4 sent" >&2; exit 1; }

@@ -109,7 +109,7 @@ class Storescp:
         self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT)
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # generous: busy CI machines start slowly
         while not listening(port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
