@@ -253,6 +253,31 @@ enum HaloStatus halo_mask_slice_polygons(const struct HaloVolume *mask,
                                          size_t *n_points);
 
 /**
+ * Fills closed polygons given in patient coordinates (LPS, mm) onto the
+ * grid of `like` at voxel centres, combining the polygons of one slice by
+ * XOR (so holes given as separate polygons are subtracted), and returns a
+ * new mask volume (1 inside, 0 outside) on that grid.
+ *
+ * Polygon `i` has `counts[i]` vertices, taken in turn from `points`
+ * (x, y, z each), and lies on slice `slices[i]` of the grid. This is the
+ * inverse of `halo_mask_slice_polygons`: the round trip is exact. `*out`
+ * receives a handle to release with `halo_volume_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `like` must be a live handle; `counts` and `slices` valid for
+ * `n_polygons` values; `points` for `points_len` doubles; `out` for one
+ * write.
+ */
+enum HaloStatus halo_mask_from_polygons(const struct HaloVolume *like,
+                                        const double *points,
+                                        size_t points_len,
+                                        const size_t *counts,
+                                        const size_t *slices,
+                                        size_t n_polygons,
+                                        struct HaloVolume **out);
+
+/**
  * Creates a volume by copying `len` floats from `data`.
  *
  * `dims` is `[x, y, z]` (3 values), `spacing` mm `[x, y, z]` (3),
