@@ -16,6 +16,7 @@ pub mod backend;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
+pub mod metrics;
 pub mod nifti;
 pub mod volume;
 
