@@ -182,7 +182,10 @@ fn slice_added_pixels<T: MaskValue>(
     // Squared distance to the test contour: in mm, or in pixels for the
     // platipy ball.
     let (spacing, added_beyond) = match mode {
-        AplMode::Exact => ([1.0, spacing_yx[0], spacing_yx[1]], tolerance_mm.max(0.0).powi(2)),
+        AplMode::Exact => (
+            [1.0, spacing_yx[0], spacing_yx[1]],
+            tolerance_mm.max(0.0).powi(2),
+        ),
         AplMode::Platipy => {
             let radius = if tolerance_mm > 0.0 {
                 (tolerance_mm / ((spacing_yx[0] + spacing_yx[1]) / 2.0)).ceil()

@@ -151,11 +151,17 @@ mod tests {
     fn matches_brute_force_on_anisotropic_random_features() {
         let mut seed = 12345u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as u32
         };
         for case in 0..20 {
-            let dim = (1 + next() as usize % 7, 1 + next() as usize % 9, 1 + next() as usize % 8);
+            let dim = (
+                1 + next() as usize % 7,
+                1 + next() as usize % 9,
+                1 + next() as usize % 8,
+            );
             let f = Array3::from_shape_fn(dim, |_| next() % 23 == 0);
             let spacing = [2.5, 0.7, 0.6];
 

@@ -92,7 +92,11 @@ impl HistogramBins {
             return None;
         }
         let k = (u / self.width).floor();
-        Some(if k <= 0.0 { 0 } else { (k as usize).min(self.bins - 1) })
+        Some(if k <= 0.0 {
+            0
+        } else {
+            (k as usize).min(self.bins - 1)
+        })
     }
 
     /// Bin edges `k * width` for `k` in `0..=bins` (the last bin is open
@@ -116,7 +120,11 @@ pub struct EditHistogram {
 impl EditHistogram {
     /// Added plus removed voxels per bin.
     pub fn edited(&self) -> Vec<u64> {
-        self.added.iter().zip(&self.removed).map(|(a, r)| a + r).collect()
+        self.added
+            .iter()
+            .zip(&self.removed)
+            .map(|(a, r)| a + r)
+            .collect()
     }
 }
 
@@ -213,9 +221,21 @@ mod tests {
     #[test]
     fn histogram_counts_added_and_removed_by_uncertainty() {
         let grid = Grid::axis_aligned([4, 1, 1], [1.0; 3], [0.0; 3]);
-        let r = Volume::new(grid.clone(), Array3::from_shape_vec((1, 1, 4), vec![1u8, 1, 0, 0]).unwrap()).unwrap();
-        let t = Volume::new(grid.clone(), Array3::from_shape_vec((1, 1, 4), vec![1u8, 0, 1, 0]).unwrap()).unwrap();
-        let u = Volume::new(grid, Array3::from_shape_vec((1, 1, 4), vec![0.45f32, 0.15, 0.49, 0.3]).unwrap()).unwrap();
+        let r = Volume::new(
+            grid.clone(),
+            Array3::from_shape_vec((1, 1, 4), vec![1u8, 1, 0, 0]).unwrap(),
+        )
+        .unwrap();
+        let t = Volume::new(
+            grid.clone(),
+            Array3::from_shape_vec((1, 1, 4), vec![1u8, 0, 1, 0]).unwrap(),
+        )
+        .unwrap();
+        let u = Volume::new(
+            grid,
+            Array3::from_shape_vec((1, 1, 4), vec![0.45f32, 0.15, 0.49, 0.3]).unwrap(),
+        )
+        .unwrap();
 
         let h = edit_histogram(&r, &t, &u, HistogramBins::default()).unwrap();
         let m = edit_map(&r, &t).unwrap();
@@ -229,11 +249,17 @@ mod tests {
     #[test]
     fn a_nan_uncertainty_on_an_edited_voxel_is_named() {
         let grid = Grid::axis_aligned([2, 1, 1], [1.0; 3], [0.0; 3]);
-        let r = Volume::new(grid.clone(), Array3::from_shape_vec((1, 1, 2), vec![0u8, 1]).unwrap()).unwrap();
+        let r = Volume::new(
+            grid.clone(),
+            Array3::from_shape_vec((1, 1, 2), vec![0u8, 1]).unwrap(),
+        )
+        .unwrap();
         let t = Volume::new(grid.clone(), Array3::<u8>::zeros((1, 1, 2))).unwrap();
         let u = Volume::new(grid, Array3::from_elem((1, 1, 2), f32::NAN)).unwrap();
 
-        let err = edit_histogram(&r, &t, &u, HistogramBins::default()).unwrap_err().to_string();
+        let err = edit_histogram(&r, &t, &u, HistogramBins::default())
+            .unwrap_err()
+            .to_string();
 
         assert!(err.contains("[0, 0, 1]"), "{err}");
     }

@@ -131,7 +131,9 @@ pub(crate) fn crop<T: MaskValue>(
         margin[1]..shape[1] - margin[1],
         margin[2]..shape[2] - margin[2]
     ]);
-    Zip::from(&mut dst).and(&src).par_for_each(|d, v| *d = v.is_set());
+    Zip::from(&mut dst)
+        .and(&src)
+        .par_for_each(|d, v| *d = v.is_set());
     out
 }
 

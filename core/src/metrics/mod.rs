@@ -110,9 +110,7 @@ pub fn compare<T: MaskValue>(
         || {
             rayon::join(
                 || overlap(reference, test),
-                || {
-                    surface_distances(reference, test, options.boundary, options.dimensionality)
-                },
+                || surface_distances(reference, test, options.boundary, options.dimensionality),
             )
         },
         || {

@@ -117,7 +117,10 @@ mod tests {
         let mut b = a.clone();
         r.iter().for_each(|&i| a[[0, 0, i]] = 1);
         t.iter().for_each(|&i| b[[0, 0, i]] = 7);
-        (Volume::new(grid.clone(), a).unwrap(), Volume::new(grid, b).unwrap())
+        (
+            Volume::new(grid.clone(), a).unwrap(),
+            Volume::new(grid, b).unwrap(),
+        )
     }
 
     #[test]
@@ -149,6 +152,9 @@ mod tests {
 
         let (r, t) = pair(&[1], &[]);
         let o = overlap(&r, &t).unwrap();
-        assert_eq!((o.dice(), o.sensitivity(), o.volume_ratio()), (0.0, 0.0, 0.0));
+        assert_eq!(
+            (o.dice(), o.sensitivity(), o.volume_ratio()),
+            (0.0, 0.0, 0.0)
+        );
     }
 }

@@ -515,8 +515,8 @@ mod tests {
         a.data.slice_mut(ndarray::s![2..7, 2..7, 2..7]).fill(true);
         b.data.slice_mut(ndarray::s![3..6, 3..6, 3..6]).fill(true);
 
-        let d = surface_distances(&a, &b, BoundaryModel::Voxel, Dimensionality::Volumetric)
-            .unwrap();
+        let d =
+            surface_distances(&a, &b, BoundaryModel::Voxel, Dimensionality::Volumetric).unwrap();
 
         let (signed, _) = d.signed_test_to_reference();
         assert!(signed.iter().all(|s| *s < 0.0), "{signed:?}");

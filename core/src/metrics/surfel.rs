@@ -99,7 +99,11 @@ pub(crate) fn corner_codes(mask: &Array3<bool>, dim: Dimensionality) -> Array3<u
 }
 
 /// Surface elements of a cropped mask (see [`corner_codes`] for the crop).
-pub(crate) fn elements(mask: &Array3<bool>, spacing: [f64; 3], dim: Dimensionality) -> SurfaceElements {
+pub(crate) fn elements(
+    mask: &Array3<bool>,
+    spacing: [f64; 3],
+    dim: Dimensionality,
+) -> SurfaceElements {
     let codes = corner_codes(mask, dim);
     let (full, table): (u8, Vec<f64>) = match dim {
         Dimensionality::Volumetric => (255, code_areas_3d(spacing).to_vec()),
@@ -134,7 +138,11 @@ mod tests {
         let areas = code_areas_3d([1.0; 3]);
 
         assert!((areas[1] - 3f64.sqrt() / 8.0).abs() < 1e-12);
-        assert!((areas[0b1111_0000] - 1.0).abs() < 1e-12, "{}", areas[0b1111_0000]);
+        assert!(
+            (areas[0b1111_0000] - 1.0).abs() < 1e-12,
+            "{}",
+            areas[0b1111_0000]
+        );
         assert_eq!(areas[0], 0.0);
         assert_eq!(areas[255], 0.0);
     }
