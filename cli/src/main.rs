@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod convert;
 mod inspect;
 mod progress;
@@ -31,6 +32,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one DICOM series as a NIfTI volume.
     Convert(convert::Args),
+    /// Edit analytics of a reference and a test mask (or a batch of pairs).
+    Compare(compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Compare(a) => compare::run(a),
     };
 
     match result {

@@ -96,8 +96,8 @@ impl Envelope {
         self.vertex[0] = first;
         self.bound[0] = f64::NEG_INFINITY;
         self.bound[1] = f64::INFINITY;
-        for q in first + 1..n {
-            if !f[q].is_finite() {
+        for (q, fq) in f.iter().enumerate().skip(first + 1) {
+            if !fq.is_finite() {
                 continue;
             }
             let mut x = meet(q, self.vertex[k]);
