@@ -15,7 +15,7 @@
 //!
 //! | metric | one mask empty | both empty |
 //! | --- | --- | --- |
-//! | Hausdorff, percentile Hausdorff | `inf` | NaN |
+//! | Hausdorff, percentile Hausdorff | `inf` (MONAI: NaN for percentiles) | NaN (DeepMind: `inf`) |
 //! | ASD from the non-empty surface | `inf` | NaN |
 //! | ASD from the empty surface | surfel NaN (no element), voxel `inf` (MONAI) | NaN |
 //! | ASD symmetric | `inf` | NaN |
