@@ -208,15 +208,25 @@ fn compare_pair(
     options: CompareOptions,
 ) -> anyhow::Result<Comparison> {
     let series = args.series.as_deref();
-    let r = load_mask(&InputSpec::parse(reference), series)
-        .with_context(|| format!("reference {reference}"))?;
-    let t = load_mask(&InputSpec::parse(test), series).with_context(|| format!("test {test}"))?;
+    let start = std::time::Instant::now();
+    let (r, t) = rayon::join(
+        || {
+            load_mask(&InputSpec::parse(reference), series)
+                .with_context(|| format!("reference {reference}"))
+        },
+        || load_mask(&InputSpec::parse(test), series).with_context(|| format!("test {test}")),
+    );
+    let (r, t) = (r?, t?);
     let u = uncertainty
         .map(|u| load_uncertainty(u).with_context(|| format!("uncertainty {u}")))
         .transpose()?;
+    tracing::debug!("loaded {reference} and {test} in {:?}", start.elapsed());
 
-    compare(&r, &t, u.as_ref(), options)
-        .with_context(|| format!("comparing reference {reference} with test {test}"))
+    let start = std::time::Instant::now();
+    let c = compare(&r, &t, u.as_ref(), options)
+        .with_context(|| format!("comparing reference {reference} with test {test}"));
+    tracing::debug!("compared in {:?}", start.elapsed());
+    c
 }
 
 /// A number for JSON: NaN as `null`, infinities as `"inf"` / `"-inf"`.

@@ -4,9 +4,9 @@
 //! to appear in the reference text, so that a test cannot hold a value the
 //! reference does not give; the anisotropic table is parsed from the file
 //! itself. Tolerance: 1e-5, or half a unit of the last digit the reference
-//! prints when it rounds (three decimals or more). The reference lives in `../shared` beside
-//! the repository (or `HALO_SHARED`); without it these tests fail in CI and
-//! skip loudly elsewhere.
+//! prints when it rounds (three decimals or more). The reference lives in
+//! `../shared` beside the repository (or `HALO_SHARED`); without it these
+//! tests fail in CI and skip loudly elsewhere.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

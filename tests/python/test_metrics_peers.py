@@ -36,8 +36,12 @@ import pytest
 
 from conftest import run_halo
 
+PEERS_HINT = (
+    "the peers live in .venv-peers: run tools/setup_peers.sh, then "
+    ".venv-peers/bin/python -m pytest tests/python/test_metrics_peers.py"
+)
 sitk = pytest.importorskip("SimpleITK")
-surface_distance = pytest.importorskip("surface_distance")
+surface_distance = pytest.importorskip("surface_distance", reason=PEERS_HINT)
 ndimage = pytest.importorskip("scipy.ndimage")
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@
 //! `distance_transform_edt(~features, sampling=spacing)`, squared).
 //! Lines are independent and run in parallel with rayon.
 
-use ndarray::{Array3, ArrayViewMut1, Axis};
+use ndarray::{Array3, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 /// Squared distance (mm²) from every voxel to the nearest `true` voxel of
@@ -26,34 +26,26 @@ pub fn squared_distance_transform(features: &Array3<bool>, spacing: [f64; 3]) ->
         d.axis_iter_mut(Axis(0)).into_par_iter().for_each_init(
             || Envelope::new(nx),
             |env, mut slab| {
-                for row in slab.axis_iter_mut(Axis(0)) {
-                    env.transform_lane(row, spacing[2]);
+                for mut row in slab.axis_iter_mut(Axis(0)) {
+                    // OK because `map` gives a standard-layout array.
+                    env.transform(row.as_slice_mut().expect("contiguous row"), spacing[2]);
                 }
             },
         );
     }
 
-    // y: one slab per task, its columns in turn.
+    // y and z: lines are strided, so each task gathers a plane into a
+    // transposed buffer (lines contiguous), transforms, and scatters back.
     if ny > 1 {
         d.axis_iter_mut(Axis(0)).into_par_iter().for_each_init(
-            || Envelope::new(ny),
-            |env, mut slab| {
-                for col in slab.axis_iter_mut(Axis(1)) {
-                    env.transform_lane(col, spacing[1]);
-                }
-            },
+            || (Envelope::new(ny), Vec::new()),
+            |(env, buf), slab| env.transform_columns(slab, spacing[1], buf),
         );
     }
-
-    // z: one row index per task, the lines across slices of that row.
     if nz > 1 {
         d.axis_iter_mut(Axis(1)).into_par_iter().for_each_init(
-            || Envelope::new(nz),
-            |env, mut plane| {
-                for line in plane.axis_iter_mut(Axis(1)) {
-                    env.transform_lane(line, spacing[0]);
-                }
-            },
+            || (Envelope::new(nz), Vec::new()),
+            |(env, buf), plane| env.transform_columns(plane, spacing[0], buf),
         );
     }
     d
@@ -75,18 +67,36 @@ impl Envelope {
         }
     }
 
-    /// Replaces `lane[q]` by `min_p (q - p)² s² + lane[p]`.
-    fn transform_lane(&mut self, mut lane: ArrayViewMut1<f64>, s: f64) {
-        let n = lane.len();
-        for (f, v) in self.f.iter_mut().zip(lane.iter()) {
-            *f = *v;
+    /// Transforms every column of `plane` (its lines along axis 0).
+    fn transform_columns(&mut self, mut plane: ArrayViewMut2<f64>, s: f64, buf: &mut Vec<f64>) {
+        let (n, m) = plane.dim();
+        buf.clear();
+        buf.resize(n * m, 0.0);
+        for (i, row) in plane.axis_iter(Axis(0)).enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                buf[j * n + i] = *v;
+            }
         }
-        let f = &self.f[..n];
+        for line in buf.chunks_exact_mut(n) {
+            self.transform(line, s);
+        }
+        for (i, mut row) in plane.axis_iter_mut(Axis(0)).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = buf[j * n + i];
+            }
+        }
+    }
 
-        // Parabolas rooted at infinite values never win; skip them.
-        let Some(first) = f.iter().position(|v| v.is_finite()) else {
+    /// Replaces `lane[q]` by `min_p (q - p)² s² + lane[p]`.
+    fn transform(&mut self, lane: &mut [f64], s: f64) {
+        let n = lane.len();
+        // Parabolas rooted at infinite values never win; skip them, and
+        // lines without any.
+        let Some(first) = lane.iter().position(|v| v.is_finite()) else {
             return;
         };
+        self.f[..n].copy_from_slice(lane);
+        let f = &self.f[..n];
         let pos = |q: usize| q as f64 * s;
         let meet = |q: usize, p: usize| {
             ((f[q] + pos(q) * pos(q)) - (f[p] + pos(p) * pos(p))) / (2.0 * (pos(q) - pos(p)))

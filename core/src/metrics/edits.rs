@@ -128,6 +128,23 @@ impl EditHistogram {
     }
 }
 
+/// Refuses an uncertainty map that is not on the masks' grid.
+pub(crate) fn check_uncertainty_grid(masks: &crate::Grid, uncertainty: &crate::Grid) -> Result<()> {
+    if masks.same_as(uncertainty, 1e-3) {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "the uncertainty map is on another grid than the masks: dims {:?} vs {:?}, \
+         spacing {:?} vs {:?} mm, origin {:?} vs {:?} mm",
+        uncertainty.dims,
+        masks.dims,
+        uncertainty.spacing,
+        masks.spacing,
+        uncertainty.origin,
+        masks.origin
+    )))
+}
+
 /// Counts added and removed voxels per bin of `uncertainty`.
 ///
 /// Empty masks give zero counts.
@@ -143,18 +160,7 @@ pub fn edit_histogram<T: MaskValue>(
     bins: HistogramBins,
 ) -> Result<EditHistogram> {
     check_same_grid(&reference.grid, &test.grid)?;
-    if !reference.grid.same_as(&uncertainty.grid, 1e-3) {
-        return Err(Error::InvalidInput(format!(
-            "the uncertainty map is on another grid than the masks: dims {:?} vs {:?}, \
-             spacing {:?} vs {:?} mm, origin {:?} vs {:?} mm",
-            uncertainty.grid.dims,
-            reference.grid.dims,
-            uncertainty.grid.spacing,
-            reference.grid.spacing,
-            uncertainty.grid.origin,
-            reference.grid.origin
-        )));
-    }
+    check_uncertainty_grid(&reference.grid, &uncertainty.grid)?;
 
     let per_slice: Vec<Result<(Vec<u64>, Vec<u64>)>> = (0..reference.data.len_of(Axis(0)))
         .into_par_iter()

@@ -94,13 +94,25 @@ pub(crate) fn union_bbox<T: MaskValue>(a: &Array3<T>, b: &Array3<T>) -> Option<[
 
 fn slice_bbox<T: MaskValue>(a: ArrayView2<T>, b: ArrayView2<T>) -> Option<[[usize; 2]; 2]> {
     let mut out: Option<[[usize; 2]; 2]> = None;
-    for (((y, x), va), vb) in a.indexed_iter().zip(b.iter()) {
-        if va.is_set() || vb.is_set() {
-            out = Some(match out {
-                None => [[y, y], [x, x]],
-                Some([oy, ox]) => [[oy[0].min(y), oy[1].max(y)], [ox[0].min(x), ox[1].max(x)]],
-            });
-        }
+    for (y, (ra, rb)) in a.rows().into_iter().zip(b.rows()).enumerate() {
+        // First and last set voxel of the row in either mask.
+        let first = |r: &ndarray::ArrayView1<T>| r.iter().position(|v| v.is_set());
+        let last = |r: &ndarray::ArrayView1<T>| {
+            r.iter()
+                .rev()
+                .position(|v| v.is_set())
+                .map(|i| r.len() - 1 - i)
+        };
+        let lo = match (first(&ra), first(&rb)) {
+            (Some(p), Some(q)) => p.min(q),
+            (Some(p), None) | (None, Some(p)) => p,
+            (None, None) => continue,
+        };
+        let hi = last(&ra).max(last(&rb)).unwrap_or(lo);
+        out = Some(match out {
+            None => [[y, y], [lo, hi]],
+            Some([oy, ox]) => [[oy[0], y], [ox[0].min(lo), ox[1].max(hi)]],
+        });
     }
     out
 }

@@ -106,6 +106,33 @@ pub fn compare<T: MaskValue>(
         )));
     }
 
+    check_same_grid(&reference.grid, &test.grid)?;
+    if let Some(u) = uncertainty {
+        edits::check_uncertainty_grid(&reference.grid, &u.grid)?;
+    }
+    let grid_voxels = reference.grid.len() as u64;
+
+    // Every metric only looks inside the bounding box of both masks plus
+    // one voxel: crop once, so that no metric walks the whole grid again.
+    let bbox = mask::union_bbox(&reference.data, &test.data);
+    let window = bbox.map(|b| {
+        let dims = reference.data.dim();
+        let lim = [dims.0, dims.1, dims.2];
+        let mut w = [[0usize; 2]; 3];
+        for a in 0..3 {
+            w[a] = [b[a][0].saturating_sub(1), (b[a][1] + 1).min(lim[a] - 1)];
+        }
+        w
+    });
+    let cropped = window.map(|w| {
+        let u = uncertainty.map(|u| crop_volume(u, &w));
+        (crop_volume(reference, &w), crop_volume(test, &w), u)
+    });
+    let (reference, test, uncertainty) = match &cropped {
+        Some((r, t, u)) => (r, t, u.as_ref()),
+        None => (reference, test, uncertainty),
+    };
+
     let ((overlap, surface), (apl, histogram)) = rayon::join(
         || {
             rayon::join(
@@ -124,7 +151,12 @@ pub fn compare<T: MaskValue>(
             )
         },
     );
-    let overlap = overlap?;
+    let mut overlap = overlap?;
+    overlap.grid_voxels = grid_voxels;
+    let mut apl = apl?;
+    if let Some(w) = window {
+        apl.per_slice.iter_mut().for_each(|s| s.slice += w[0][0]);
+    }
 
     Ok(Comparison {
         options,
@@ -132,7 +164,26 @@ pub fn compare<T: MaskValue>(
         removed_voxels: overlap.test_voxels - overlap.both_voxels,
         overlap,
         surface: surface?,
-        apl: apl?,
+        apl,
         histogram: histogram?,
     })
+}
+
+/// The part of `v` inside the inclusive window `[z, y, x]`, on its own
+/// grid (same spacing and direction, origin moved to the window's corner).
+fn crop_volume<T: Clone>(v: &Volume<T>, w: &[[usize; 2]; 3]) -> Volume<T> {
+    let data = v
+        .data
+        .slice(ndarray::s![
+            w[0][0]..=w[0][1],
+            w[1][0]..=w[1][1],
+            w[2][0]..=w[2][1]
+        ])
+        .to_owned();
+    let mut grid = v.grid.clone();
+    grid.origin = v
+        .grid
+        .index_to_lps([w[2][0] as f64, w[1][0] as f64, w[0][0] as f64]);
+    grid.dims = [data.dim().2, data.dim().1, data.dim().0];
+    Volume { grid, data }
 }

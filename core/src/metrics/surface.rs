@@ -206,9 +206,11 @@ pub fn surface_distances<T: MaskValue>(
         reference_to_test: DirectedDistances::default(),
         test_to_reference: DirectedDistances::default(),
     };
+    let start = std::time::Instant::now();
     let Some(bbox) = union_bbox(&reference.data, &test.data) else {
         return Ok(empty);
     };
+    tracing::debug!("bounding box {bbox:?} in {:?}", start.elapsed());
 
     let margin = match dim {
         Dimensionality::Volumetric => [1, 1, 1],
@@ -218,16 +220,25 @@ pub fn surface_distances<T: MaskValue>(
         || elements(&crop(&reference.data, &bbox, margin), spacing, model, dim),
         || elements(&crop(&test.data, &bbox, margin), spacing, model, dim),
     );
+    tracing::debug!(
+        "{} and {} surface elements in {:?}",
+        r.points.len(),
+        t.points.len(),
+        start.elapsed()
+    );
     let (dist_to_r, dist_to_t) = rayon::join(
         || squared_distance_transform(&r.border, spacing),
         || squared_distance_transform(&t.border, spacing),
     );
 
-    Ok(SurfaceDistances {
+    tracing::debug!("distance transforms in {:?}", start.elapsed());
+    let out = SurfaceDistances {
         model,
         reference_to_test: directed(&r, &dist_to_t, &t.inside),
         test_to_reference: directed(&t, &dist_to_r, &r.inside),
-    })
+    };
+    tracing::debug!("sorted distances in {:?}", start.elapsed());
+    Ok(out)
 }
 
 fn elements(
