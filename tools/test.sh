@@ -15,7 +15,10 @@ suite "Rust tests"
 cargo test --release --workspace
 
 suite "Python oracle tests"
-.venv/bin/python -m pytest -q tests/python
+.venv/bin/python -m pytest -q tests/python --ignore=tests/python/test_metrics_peers.py
+
+suite "Metrics against surface-distance, MONAI and platipy"
+.venv-peers/bin/python -m pytest -q tests/python/test_metrics_peers.py
 
 suite "C header is current"
 bash tools/gen_header.sh --check

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod convert;
 mod export_dicom;
 mod inspect;
@@ -46,6 +47,8 @@ enum Command {
     Stats(stats::Args),
     /// Analyse an observer study (manifest TOML) into a report folder.
     Study(study::Args),
+    /// Edit analytics of a reference and a test mask (or a batch of pairs).
+    Compare(compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Send(a) => send::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Study(a) => study::run(a),
+        Command::Compare(a) => compare::run(a),
     };
 
     match result {

@@ -17,6 +17,7 @@ pub mod contour;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
+pub mod metrics;
 pub mod nifti;
 pub mod stats;
 pub mod study;
