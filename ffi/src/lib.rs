@@ -17,6 +17,7 @@
 
 #![deny(missing_docs)]
 
+pub mod compare;
 pub mod send;
 pub mod series;
 pub mod status;
