@@ -15,6 +15,7 @@ mod export_dicom;
 mod inspect;
 mod progress;
 mod rasterize;
+mod segment;
 mod send;
 mod stats;
 mod study;
@@ -49,6 +50,8 @@ enum Command {
     Study(study::Args),
     /// Edit analytics of a reference and a test mask (or a batch of pairs).
     Compare(compare::Args),
+    /// Segment a series with a model's ensemble and map its uncertainty.
+    Segment(segment::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => stats::run(a),
         Command::Study(a) => study::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Segment(a) => segment::run(a),
     };
 
     match result {

@@ -45,6 +45,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A model folder or its manifest is invalid.
+    #[error("{path}: {message}")]
+    Model {
+        /// The file involved (manifest, member, plans).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A backend plug-in could not be found, loaded or used.
     #[error("backend: {0}")]
     Backend(String),

@@ -17,10 +17,13 @@ pub mod contour;
 pub mod dicom;
 pub mod error;
 pub mod geometry;
+pub mod inference;
 pub mod metrics;
+pub mod model;
 pub mod nifti;
 pub mod stats;
 pub mod study;
+pub mod uncertainty;
 pub mod volume;
 
 pub use error::{Error, Result};

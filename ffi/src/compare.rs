@@ -159,7 +159,11 @@ pub unsafe extern "C" fn halo_edit_histogram(
         out_arg(removed, "removed")?;
         // SAFETY: live handles per the caller.
         let (r, t, u) = unsafe {
-            (arg(reference, "reference")?, arg(test, "test")?, arg(uncertainty, "uncertainty")?)
+            (
+                arg(reference, "reference")?,
+                arg(test, "test")?,
+                arg(uncertainty, "uncertainty")?,
+            )
         };
         if !(width.is_finite() && width > 0.0) || bins == 0 {
             return Err(FfiError::invalid(format!(
@@ -167,7 +171,12 @@ pub unsafe extern "C" fn halo_edit_histogram(
             )));
         }
 
-        let h = edit_histogram(&r.mask(), &t.mask(), &u.inner, HistogramBins { width, bins })?;
+        let h = edit_histogram(
+            &r.mask(),
+            &t.mask(),
+            &u.inner,
+            HistogramBins { width, bins },
+        )?;
         // SAFETY: both valid for `bins` writes per the caller.
         unsafe {
             copy_slice_out(&h.added, added, bins, "added")?;

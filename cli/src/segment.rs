@@ -1,0 +1,481 @@
+//! `halo segment`: run a model's ensemble on one series and write the
+//! ensemble labels, mean probabilities, uncertainty maps and a report.
+//!
+//! Everything is written into a temporary folder beside OUT and renamed
+//! into place at the end, so a failed or interrupted run leaves nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use halo_core::backend::Backend;
+use halo_core::dicom::{load_series, scan_folder, SeriesSelector};
+use halo_core::inference::{self, Observer, Options, Prediction, Step};
+use halo_core::model::{Activation, Model, PluginMembers};
+use halo_core::uncertainty::EnsembleRule;
+use halo_core::{Grid, Volume};
+use ndarray::{Array3, Array4, Axis};
+use serde_json::json;
+
+use crate::progress::Progress;
+
+/// Uncertainty at or above which a voxel counts as uncertain in the report.
+const UNCERTAIN_AT: f32 = 0.1;
+
+/// Arguments of `halo segment`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model folder (with halo-model.json); defaults to the embedded
+    /// sample model.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// A folder holding the DICOM series (searched recursively).
+    #[arg(long, value_name = "DIR", required_unless_present = "image")]
+    pub series: Option<PathBuf>,
+    /// Which series of the folder: SeriesInstanceUID, SeriesNumber or
+    /// SeriesDescription (as `halo convert --series`).
+    #[arg(long, value_name = "UID|NUMBER|DESCRIPTION", requires = "series")]
+    pub select: Option<String>,
+    /// A NIfTI image instead of a DICOM series.
+    #[arg(long, value_name = "FILE", conflicts_with = "series")]
+    pub image: Option<PathBuf>,
+    /// The output folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Delta degrees of freedom of the standard deviation: 0 (population,
+    /// range 0 to 0.5 for a binary structure) or 1 (sample).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub ddof: u8,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Device for the networks: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Ensemble label rule.
+    #[arg(long, value_enum, default_value_t = Rule::MeanLogits)]
+    pub ensemble: Rule,
+    /// Also write the entropy of the mean probabilities.
+    #[arg(long)]
+    pub entropy: bool,
+    /// Also write the mutual information between prediction and member.
+    #[arg(long)]
+    pub mutual_information: bool,
+    /// Also write every member's probabilities (research and testing).
+    #[arg(long)]
+    pub member_probabilities: bool,
+}
+
+/// The ensemble label rule on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rule {
+    /// Mean of the members' logits (nnU-Net's rule).
+    MeanLogits,
+    /// Mean of the members' probabilities.
+    MeanProbabilities,
+}
+
+/// Runs `halo segment`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    if args.out.exists() && !args.force {
+        anyhow::bail!(
+            "output {} exists; use --force to replace it",
+            args.out.display()
+        );
+    }
+    let model_dir = match &args.model {
+        Some(m) => m.clone(),
+        None => default_model()?,
+    };
+    let model = Model::open(&model_dir)?;
+    if model.pipeline.input_channels != 1 {
+        anyhow::bail!(
+            "model {} takes {} input channels; halo segment passes one image",
+            model_dir.display(),
+            model.pipeline.input_channels
+        );
+    }
+
+    let t = Instant::now();
+    let (volume, input_label) = load_input(&args)?;
+    let load_s = t.elapsed().as_secs_f64();
+
+    let backend = Backend::load()?;
+    let mut members = PluginMembers::new(&model, backend, &args.device, args.threads);
+    let options = Options {
+        ddof: usize::from(args.ddof),
+        ensemble: match args.ensemble {
+            Rule::MeanLogits => EnsembleRule::MeanLogits,
+            Rule::MeanProbabilities => EnsembleRule::MeanProbabilities,
+        },
+        entropy: args.entropy,
+        mutual_information: args.mutual_information,
+        threads: args.threads,
+    };
+    let mut observer = CliObserver {
+        progress: None,
+        keep_members: args.member_probabilities,
+        members: vec![],
+    };
+    let g = &volume.grid;
+    let spacing_zyx = [g.spacing[2], g.spacing[1], g.spacing[0]];
+    let values: Vec<u16> = model.manifest.labels.iter().map(|l| l.value).collect();
+    let prediction = inference::predict(
+        &[volume.data.view()],
+        spacing_zyx,
+        &model.pipeline,
+        &values,
+        &mut members,
+        &options,
+        &mut observer,
+    );
+    if let Some(p) = observer.progress.take() {
+        p.finish();
+    }
+    let prediction = prediction?;
+
+    let t = Instant::now();
+    let report = report(
+        &model,
+        &volume.grid,
+        &prediction,
+        &args,
+        &input_label,
+        load_s,
+    );
+    let outputs = Outputs {
+        grid: &volume.grid,
+        model: &model,
+        prediction: &prediction,
+        member_probabilities: &observer.members,
+        report,
+    };
+    write_atomically(&args.out, args.force, |dir| {
+        write_outputs(dir, &outputs, started, t)
+    })?;
+
+    eprintln!(
+        "halo: wrote {} ({} members, {:.1} s)",
+        args.out.display(),
+        prediction.members,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The embedded sample model: `samples/model` of the source tree the
+/// binary was built in, found from the executable (`target/<profile>/`),
+/// or `HALO_MODEL`.
+fn default_model() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HALO_MODEL") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("cannot locate the halo executable")?;
+    for dir in exe.ancestors().skip(1).take(4) {
+        let candidate = dir.join("samples").join("model");
+        if candidate.join(halo_core::model::MANIFEST_FILE).is_file() {
+            return Ok(candidate);
+        }
+    }
+    anyhow::bail!(
+        "no --model given and no sample model found near {}",
+        exe.display()
+    )
+}
+
+fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
+    if let Some(image) = &args.image {
+        let v = halo_core::nifti::read(image)?;
+        return Ok((v, image.display().to_string()));
+    }
+    // OK because clap requires --series when --image is absent.
+    let folder = args.series.as_ref().expect("--series or --image");
+    let selector = match &args.select {
+        Some(s) => s.parse()?,
+        None => SeriesSelector::Only,
+    };
+    eprintln!("halo: scanning {}", folder.display());
+    let scan = scan_folder(folder)?;
+    let series = scan.select(&selector)?;
+    eprintln!("halo: loading series {}", series.label());
+    let v = load_series(series, None)?;
+    Ok((v, series.label()))
+}
+
+struct CliObserver {
+    progress: Option<Progress>,
+    keep_members: bool,
+    members: Vec<Array4<f32>>,
+}
+
+impl Observer for CliObserver {
+    fn step(&mut self, s: Step) -> bool {
+        let total = (s.members * s.tiles) as u64;
+        let p = self
+            .progress
+            .get_or_insert_with(|| Progress::new("segmenting", total));
+        p.set((s.member * s.tiles + s.tile) as u64);
+        true
+    }
+
+    fn wants_member_probabilities(&self) -> bool {
+        self.keep_members
+    }
+
+    fn member_probabilities(
+        &mut self,
+        _member: usize,
+        probs: &Array4<f32>,
+    ) -> halo_core::Result<()> {
+        self.members.push(probs.clone());
+        Ok(())
+    }
+}
+
+/// Everything `write_outputs` writes.
+struct Outputs<'a> {
+    grid: &'a Grid,
+    model: &'a Model,
+    prediction: &'a Prediction,
+    member_probabilities: &'a [Array4<f32>],
+    report: serde_json::Value,
+}
+
+/// Writes every output into `dir` (a fresh temporary folder). New output
+/// kinds (RTSTRUCT, PT uncertainty series) belong here.
+fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> anyhow::Result<()> {
+    let p = o.prediction;
+    let labels = &o.model.manifest.labels;
+    let vol = |data: Array3<f32>| Volume {
+        grid: o.grid.clone(),
+        data,
+    };
+
+    let max_label = p.labels.iter().copied().max().unwrap_or(0);
+    if max_label <= u16::from(u8::MAX) {
+        let l = Volume {
+            grid: o.grid.clone(),
+            data: p.labels.mapv(|v| v as u8),
+        };
+        halo_core::nifti::write_u8(&dir.join("labels.nii.gz"), &l)?;
+    } else {
+        halo_core::nifti::write(&dir.join("labels.nii.gz"), &vol(p.labels.mapv(f32::from)))?;
+    }
+    for (i, &c) in p.foreground_channels.iter().enumerate() {
+        let name = file_stem(&labels[c].name);
+        let prob = p.probabilities.index_axis(Axis(0), c).to_owned();
+        halo_core::nifti::write(&dir.join(format!("probability_{name}.nii.gz")), &vol(prob))?;
+        let unc = p.uncertainty.index_axis(Axis(0), i).to_owned();
+        halo_core::nifti::write(&dir.join(format!("uncertainty_{name}.nii.gz")), &vol(unc))?;
+    }
+    if let Some(h) = &p.entropy {
+        halo_core::nifti::write(&dir.join("entropy.nii.gz"), &vol(h.clone()))?;
+    }
+    if let Some(h) = &p.mutual_information {
+        halo_core::nifti::write(&dir.join("mutual_information.nii.gz"), &vol(h.clone()))?;
+    }
+    if !o.member_probabilities.is_empty() {
+        let mdir = dir.join("members");
+        std::fs::create_dir(&mdir).with_context(|| format!("creating {}", mdir.display()))?;
+        for (m, probs) in o.member_probabilities.iter().enumerate() {
+            for (c, label) in labels.iter().enumerate() {
+                let prob = probs.index_axis(Axis(0), c).to_owned();
+                let f = mdir.join(format!(
+                    "member_{m}_probability_{}.nii.gz",
+                    file_stem(&label.name)
+                ));
+                halo_core::nifti::write(&f, &vol(prob))?;
+            }
+        }
+    }
+
+    let mut report = o.report.clone();
+    report["timings"]["write_s"] = json!(t.elapsed().as_secs_f64());
+    report["timings"]["total_s"] = json!(started.elapsed().as_secs_f64());
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(dir.join("report.json"), text + "\n")?;
+    Ok(())
+}
+
+/// Writes into a temporary folder beside `out`, then renames it into
+/// place (replacing `out` when `force`).
+fn write_atomically(
+    out: &Path,
+    force: bool,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = out
+        .file_name()
+        .context("output has no folder name")?
+        .to_string_lossy();
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+
+    let result = write(&tmp).and_then(|()| {
+        if out.exists() {
+            if !force {
+                anyhow::bail!(
+                    "output {} appeared while running; not replaced",
+                    out.display()
+                );
+            }
+            std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
+        }
+        std::fs::rename(&tmp, out).with_context(|| format!("renaming into {}", out.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+/// A label name as a file-name part: letters, digits, `-` and `_`.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn report(
+    model: &Model,
+    grid: &Grid,
+    p: &Prediction,
+    args: &Args,
+    input: &str,
+    load_s: f64,
+) -> serde_json::Value {
+    let voxel_cm3 = grid.voxel_volume_mm3() / 1000.0;
+    let labels = &model.manifest.labels;
+    let structures: Vec<serde_json::Value> = p
+        .foreground_channels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let label = &labels[c];
+            let mask: Array3<bool> = match model.pipeline.activation {
+                Activation::Softmax => p.labels.mapv(|v| v == label.value),
+                Activation::Sigmoid => p.probabilities.index_axis(Axis(0), c).mapv(|v| v > 0.5),
+            };
+            let unc = p.uncertainty.index_axis(Axis(0), i);
+            let surface = surface_voxels(&mask);
+            let inside = mask.iter().filter(|&&m| m).count();
+            let uncertain = unc.iter().filter(|&&u| u >= UNCERTAIN_AT).count();
+            let mean_over = |sel: &Array3<bool>| {
+                let (n, s) = sel
+                    .iter()
+                    .zip(unc.iter())
+                    .filter(|(&m, _)| m)
+                    .fold((0usize, 0f64), |(n, s), (_, &u)| (n + 1, s + f64::from(u)));
+                (n > 0).then(|| s / n as f64)
+            };
+            json!({
+                "name": label.name,
+                "value": label.value,
+                "rt_type": label.rt_type,
+                "volume_cm3": inside as f64 * voxel_cm3,
+                "uncertain_volume_cm3": uncertain as f64 * voxel_cm3,
+                "uncertainty_threshold": UNCERTAIN_AT,
+                "mean_uncertainty_inside": mean_over(&mask),
+                "mean_uncertainty_surface": mean_over(&surface),
+                "max_uncertainty": unc.iter().copied().fold(0f32, f32::max),
+            })
+        })
+        .collect();
+
+    json!({
+        "halo_version": halo_core::VERSION,
+        "input": input,
+        "grid": {"dims": grid.dims, "spacing_mm": grid.spacing},
+        "model": {
+            "name": model.manifest.name,
+            "dir": model.dir.display().to_string(),
+            "source": model.manifest.source,
+            "license": model.manifest.license,
+        },
+        "members": model.manifest.members.iter().map(|m| json!({
+            "file": m.file, "sha256": m.sha256, "fold": m.fold,
+        })).collect::<Vec<_>>(),
+        "settings": {
+            "ddof": args.ddof,
+            "ensemble": match args.ensemble {
+                Rule::MeanLogits => "mean-logits",
+                Rule::MeanProbabilities => "mean-probabilities",
+            },
+            "device": args.device,
+            "threads": args.threads,
+        },
+        "structures": structures,
+        "timings": {
+            "load_s": load_s,
+            "preprocess_s": p.timings.preprocess_s,
+            "members_s": p.timings.members_s,
+            "finish_s": p.timings.finish_s,
+        },
+    })
+}
+
+/// Voxels of `mask` with a 6-neighbour outside it (the image border
+/// counts as outside): the inner boundary, MONAI's and MedPy's model.
+fn surface_voxels(mask: &Array3<bool>) -> Array3<bool> {
+    let (d0, d1, d2) = mask.dim();
+    Array3::from_shape_fn((d0, d1, d2), |(i, j, k)| {
+        if !mask[(i, j, k)] {
+            return false;
+        }
+        let out = |a: Option<usize>, b: Option<usize>, c: Option<usize>| match (a, b, c) {
+            (Some(a), Some(b), Some(c)) if a < d0 && b < d1 && c < d2 => !mask[(a, b, c)],
+            _ => true,
+        };
+        out(i.checked_sub(1), Some(j), Some(k))
+            || out(Some(i + 1), Some(j), Some(k))
+            || out(Some(i), j.checked_sub(1), Some(k))
+            || out(Some(i), Some(j + 1), Some(k))
+            || out(Some(i), Some(j), k.checked_sub(1))
+            || out(Some(i), Some(j), Some(k + 1))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_surface_of_a_cube_leaves_its_core() {
+        let mut m = Array3::from_elem((5, 5, 5), false);
+        m.slice_mut(ndarray::s![1..4, 1..4, 1..4]).fill(true);
+
+        let s = surface_voxels(&m);
+
+        assert!(!s[(2, 2, 2)]);
+        assert_eq!(s.iter().filter(|&&v| v).count(), 26);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+
+        let r = write_atomically(&out, false, |d| {
+            std::fs::write(d.join("half.txt"), "x")?;
+            anyhow::bail!("disk full")
+        });
+
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
