@@ -1,5 +1,8 @@
-//! `halo segment`: run a model's ensemble on one series and write the
-//! ensemble labels, mean probabilities, uncertainty maps and a report.
+//! `halo segment`: run a model's ensemble on one series and write what the
+//! planning system imports: `rtstruct.dcm` (the ensemble contours) and one
+//! PT series `uncertainty-<label>/` per structure, plus `report.json`, and
+//! with `--nifti` the labels, mean probabilities and uncertainty maps as
+//! NIfTI. `--send` then delivers the DICOM outputs by C-STORE.
 //!
 //! Everything is written into a temporary folder beside OUT and renamed
 //! into place at the end, so a failed or interrupted run leaves nothing.
@@ -10,7 +13,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use halo_core::backend::Backend;
-use halo_core::dicom::{load_series, scan_folder, SeriesSelector};
+use halo_core::dicom::pt::{self, Corner, PtOptions, ScaleBlock};
+use halo_core::dicom::rtstruct::{self, StructureMask, WriteOptions};
+use halo_core::dicom::send::{send_paths, Destination, SendOptions};
+use halo_core::dicom::{load_series, scan_folder, ImageReference, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
 use halo_core::model::{Activation, Model, PluginMembers};
 use halo_core::uncertainty::EnsembleRule;
@@ -68,6 +74,30 @@ pub struct Args {
     /// Also write every member's probabilities (research and testing).
     #[arg(long)]
     pub member_probabilities: bool,
+    /// Also write NIfTI research outputs (labels, probabilities,
+    /// uncertainty); always on for a NIfTI --image, which has no DICOM to
+    /// reference.
+    #[arg(long)]
+    pub nifti: bool,
+    /// Add uncertainty band structures (uncertainty >= T, type CONTROL,
+    /// named `U>=T <label>`) to the RTSTRUCT; repeat for several levels.
+    #[arg(long = "band", value_name = "T")]
+    pub bands: Vec<f32>,
+    /// Corner of the fixed-scale block (value 0.5) in every PT slice:
+    /// auto (the darkest corner of the MR), top-left, top-right,
+    /// bottom-left or bottom-right.
+    #[arg(long, default_value = "auto")]
+    pub block_corner: String,
+    /// Side of the fixed-scale block in voxels.
+    #[arg(long, default_value_t = 4)]
+    pub block_size: usize,
+    /// Send the DICOM outputs to the planning system's DICOM import,
+    /// written AE@HOST:PORT, after writing them.
+    #[arg(long, value_name = "AE@HOST:PORT")]
+    pub send: Option<String>,
+    /// Calling AE title for --send.
+    #[arg(long, value_name = "AE", default_value = "HALO", requires = "send")]
+    pub calling_ae: String,
 }
 
 /// The ensemble label rule on the command line.
@@ -101,9 +131,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let destination = match &args.send {
+        Some(d) => Some(crate::send::parse_destination(d).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let t = Instant::now();
-    let (volume, input_label) = load_input(&args)?;
+    let (volume, input_label, reference) = load_input(&args)?;
     let load_s = t.elapsed().as_secs_f64();
+    if destination.is_some() && reference.is_none() {
+        anyhow::bail!("--send needs a DICOM --series: a NIfTI --image gives no DICOM outputs");
+    }
+    let block = scale_block(&args, &volume)?;
 
     let backend = Backend::load()?;
     let mut members = PluginMembers::new(&model, backend, &args.device, args.threads);
@@ -154,6 +192,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         prediction: &prediction,
         member_probabilities: &observer.members,
         report,
+        reference: reference.as_ref(),
+        nifti: args.nifti || reference.is_none(),
+        bands: &args.bands,
+        block,
     };
     write_atomically(&args.out, args.force, |dir| {
         write_outputs(dir, &outputs, started, t)
@@ -165,7 +207,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         prediction.members,
         started.elapsed().as_secs_f64()
     );
-    Ok(ExitCode::SUCCESS)
+    match destination {
+        Some(d) => send_outputs(&args, &d),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Sends the DICOM outputs (RTSTRUCT and PT series) to `destination`;
+/// fails when any instance was not stored.
+fn send_outputs(args: &Args, destination: &Destination) -> anyhow::Result<ExitCode> {
+    let mut paths = vec![];
+    for entry in std::fs::read_dir(&args.out)? {
+        let p = entry?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "rtstruct.dcm" || (p.is_dir() && name.starts_with("uncertainty-")) {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    eprintln!(
+        "halo: sending {} output(s) to {}",
+        paths.len(),
+        args.send.as_deref().unwrap_or("")
+    );
+    let options = SendOptions {
+        calling_ae_title: args.calling_ae.clone(),
+        ..SendOptions::default()
+    };
+    let report = send_paths(destination, &paths, &options)?;
+    crate::send::print_summary(&report);
+    if report.all_stored() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The fixed-scale block of the PT series, from the options.
+fn scale_block(args: &Args, image: &Volume) -> anyhow::Result<ScaleBlock> {
+    if args.block_size == 0 {
+        anyhow::bail!("--block-size must be at least 1 voxel");
+    }
+    if args.block_corner == "auto" {
+        return Ok(ScaleBlock::darkest_corner(image, args.block_size));
+    }
+    let corner: Corner = args.block_corner.parse()?;
+    Ok(ScaleBlock {
+        corner,
+        size: args.block_size,
+    })
 }
 
 /// The embedded sample model: `samples/model` of the source tree the
@@ -188,10 +281,10 @@ fn default_model() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
+fn load_input(args: &Args) -> anyhow::Result<(Volume, String, Option<ImageReference>)> {
     if let Some(image) = &args.image {
         let v = halo_core::nifti::read(image)?;
-        return Ok((v, image.display().to_string()));
+        return Ok((v, image.display().to_string(), None));
     }
     // OK because clap requires --series when --image is absent.
     let folder = args.series.as_ref().expect("--series or --image");
@@ -204,7 +297,8 @@ fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
     let series = scan.select(&selector)?;
     eprintln!("halo: loading series {}", series.label());
     let v = load_series(series, None)?;
-    Ok((v, series.label()))
+    let reference = ImageReference::from_series(series, None)?;
+    Ok((v, series.label(), Some(reference)))
 }
 
 struct CliObserver {
@@ -244,11 +338,98 @@ struct Outputs<'a> {
     prediction: &'a Prediction,
     member_probabilities: &'a [Array4<f32>],
     report: serde_json::Value,
+    /// The MR series the DICOM outputs reference; `None` for NIfTI input.
+    reference: Option<&'a ImageReference>,
+    /// Whether to write the NIfTI research outputs.
+    nifti: bool,
+    /// Uncertainty levels of band structures.
+    bands: &'a [f32],
+    /// The PT series' fixed-scale block.
+    block: ScaleBlock,
 }
 
-/// Writes every output into `dir` (a fresh temporary folder). New output
-/// kinds (RTSTRUCT, PT uncertainty series) belong here.
+/// Writes every output into `dir` (a fresh temporary folder): the
+/// RTSTRUCT and PT series for DICOM input, NIfTI when asked, the report.
 fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> anyhow::Result<()> {
+    if let Some(reference) = o.reference {
+        write_dicom(dir, o, reference)?;
+    }
+    if o.nifti {
+        write_nifti(dir, o)?;
+    }
+
+    let mut report = o.report.clone();
+    report["timings"]["write_s"] = json!(t.elapsed().as_secs_f64());
+    report["timings"]["total_s"] = json!(started.elapsed().as_secs_f64());
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(dir.join("report.json"), text + "\n")?;
+    Ok(())
+}
+
+/// `rtstruct.dcm` (one ROI per foreground label, plus band structures)
+/// and one PT series `uncertainty-<label>/` per foreground class.
+fn write_dicom(dir: &Path, o: &Outputs<'_>, reference: &ImageReference) -> anyhow::Result<()> {
+    let p = o.prediction;
+    let labels = &o.model.manifest.labels;
+    let mut structures = Vec::new();
+    let mut maps = Vec::new();
+    for (i, &c) in p.foreground_channels.iter().enumerate() {
+        let label = &labels[c];
+        let mask = Volume {
+            grid: o.grid.clone(),
+            data: p.labels.mapv(|v| u8::from(v == label.value)),
+        };
+        structures.push(StructureMask {
+            name: roi_name(&label.name),
+            interpreted_type: label.rt_type.clone().unwrap_or_else(|| "ORGAN".to_string()),
+            colour: label.colour.unwrap_or([255, 0, 0]),
+            mask,
+            description: format!(
+                "halo ensemble of {} members ({})",
+                p.members, o.model.manifest.name
+            ),
+        });
+        let unc = Volume {
+            grid: o.grid.clone(),
+            data: p.uncertainty.index_axis(Axis(0), i).to_owned(),
+        };
+        maps.push((file_stem(&label.name), unc));
+    }
+    for &t in o.bands {
+        for (name, unc) in &maps {
+            structures.push(rtstruct::band_structure(unc, t, name)?);
+        }
+    }
+
+    let options = WriteOptions {
+        overwrite: true,
+        ..WriteOptions::default()
+    };
+    rtstruct::write(&dir.join("rtstruct.dcm"), reference, &structures, &options)?;
+    for (k, (name, map)) in maps.iter().enumerate() {
+        let options = PtOptions {
+            block: o.block,
+            series_number: 9002 + k as i64,
+            ..PtOptions::default()
+        };
+        pt::write_uncertainty_series(
+            &dir.join(format!("uncertainty-{name}")),
+            reference,
+            map,
+            name,
+            &options,
+        )?;
+    }
+    Ok(())
+}
+
+/// A label name cut to the 16 characters of ROIName (3006,0026).
+fn roi_name(name: &str) -> String {
+    name.chars().take(rtstruct::ROI_NAME_MAX_CHARS).collect()
+}
+
+/// The NIfTI research outputs.
+fn write_nifti(dir: &Path, o: &Outputs<'_>) -> anyhow::Result<()> {
     let p = o.prediction;
     let labels = &o.model.manifest.labels;
     let vol = |data: Array3<f32>| Volume {
@@ -293,12 +474,6 @@ fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> a
             }
         }
     }
-
-    let mut report = o.report.clone();
-    report["timings"]["write_s"] = json!(t.elapsed().as_secs_f64());
-    report["timings"]["total_s"] = json!(started.elapsed().as_secs_f64());
-    let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(dir.join("report.json"), text + "\n")?;
     Ok(())
 }
 
