@@ -18,8 +18,8 @@ use halo_core::dicom::rtstruct::{self, StructureMask, WriteOptions};
 use halo_core::dicom::send::{send_paths, Destination, SendOptions};
 use halo_core::dicom::{load_series, scan_folder, ImageReference, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
-use halo_core::model::{Activation, Model, PluginMembers};
-use halo_core::uncertainty::EnsembleRule;
+use halo_core::model::{Model, PluginMembers};
+use halo_core::uncertainty::{summarize, EnsembleRule};
 use halo_core::{Grid, Volume};
 use ndarray::{Array3, Array4, Axis};
 use serde_json::json;
@@ -534,7 +534,6 @@ fn report(
     input: &str,
     load_s: f64,
 ) -> serde_json::Value {
-    let voxel_cm3 = grid.voxel_volume_mm3() / 1000.0;
     let labels = &model.manifest.labels;
     let structures: Vec<serde_json::Value> = p
         .foreground_channels
@@ -542,33 +541,20 @@ fn report(
         .enumerate()
         .map(|(i, &c)| {
             let label = &labels[c];
-            let mask: Array3<bool> = match model.pipeline.activation {
-                Activation::Softmax => p.labels.mapv(|v| v == label.value),
-                Activation::Sigmoid => p.probabilities.index_axis(Axis(0), c).mapv(|v| v > 0.5),
-            };
+            let mask = p.structure_mask(i, label.value, model.pipeline.activation);
             let unc = p.uncertainty.index_axis(Axis(0), i);
-            let surface = surface_voxels(&mask);
-            let inside = mask.iter().filter(|&&m| m).count();
-            let uncertain = unc.iter().filter(|&&u| u >= UNCERTAIN_AT).count();
-            let mean_over = |sel: &Array3<bool>| {
-                let (n, s) = sel
-                    .iter()
-                    .zip(unc.iter())
-                    .filter(|(&m, _)| m)
-                    .fold((0usize, 0f64), |(n, s), (_, &u)| (n + 1, s + f64::from(u)));
-                (n > 0).then(|| s / n as f64)
-            };
-            json!({
+            let summary = summarize(&mask, unc, grid.voxel_volume_mm3(), UNCERTAIN_AT);
+            let mut entry = json!({
                 "name": label.name,
                 "value": label.value,
                 "rt_type": label.rt_type,
-                "volume_cm3": inside as f64 * voxel_cm3,
-                "uncertain_volume_cm3": uncertain as f64 * voxel_cm3,
-                "uncertainty_threshold": UNCERTAIN_AT,
-                "mean_uncertainty_inside": mean_over(&mask),
-                "mean_uncertainty_surface": mean_over(&surface),
-                "max_uncertainty": unc.iter().copied().fold(0f32, f32::max),
-            })
+            });
+            if let (Some(e), Ok(serde_json::Value::Object(m))) =
+                (entry.as_object_mut(), serde_json::to_value(&summary))
+            {
+                e.extend(m);
+            }
+            entry
         })
         .collect();
 
@@ -604,41 +590,9 @@ fn report(
     })
 }
 
-/// Voxels of `mask` with a 6-neighbour outside it (the image border
-/// counts as outside): the inner boundary, MONAI's and MedPy's model.
-fn surface_voxels(mask: &Array3<bool>) -> Array3<bool> {
-    let (d0, d1, d2) = mask.dim();
-    Array3::from_shape_fn((d0, d1, d2), |(i, j, k)| {
-        if !mask[(i, j, k)] {
-            return false;
-        }
-        let out = |a: Option<usize>, b: Option<usize>, c: Option<usize>| match (a, b, c) {
-            (Some(a), Some(b), Some(c)) if a < d0 && b < d1 && c < d2 => !mask[(a, b, c)],
-            _ => true,
-        };
-        out(i.checked_sub(1), Some(j), Some(k))
-            || out(Some(i + 1), Some(j), Some(k))
-            || out(Some(i), j.checked_sub(1), Some(k))
-            || out(Some(i), Some(j + 1), Some(k))
-            || out(Some(i), Some(j), k.checked_sub(1))
-            || out(Some(i), Some(j), Some(k + 1))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_surface_of_a_cube_leaves_its_core() {
-        let mut m = Array3::from_elem((5, 5, 5), false);
-        m.slice_mut(ndarray::s![1..4, 1..4, 1..4]).fill(true);
-
-        let s = surface_voxels(&m);
-
-        assert!(!s[(2, 2, 2)]);
-        assert_eq!(s.iter().filter(|&&v| v).count(), 26);
-    }
 
     #[test]
     fn a_failed_write_leaves_nothing() {

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod compare;
+pub mod model;
 pub mod send;
 pub mod series;
 pub mod status;

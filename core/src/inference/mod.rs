@@ -154,6 +154,22 @@ pub struct Prediction {
     pub timings: Timings,
 }
 
+impl Prediction {
+    /// The mask of foreground structure `i` (an index into
+    /// `foreground_channels`) with label `value`: the ensemble label map
+    /// equal to `value` for SoftMax models, mean probability above 0.5
+    /// for sigmoid (region-based) ones.
+    pub fn structure_mask(&self, i: usize, value: u16, activation: Activation) -> Array3<bool> {
+        match activation {
+            Activation::Softmax => self.labels.mapv(|v| v == value),
+            Activation::Sigmoid => self
+                .probabilities
+                .index_axis(ndarray::Axis(0), self.foreground_channels[i])
+                .mapv(|v| v > 0.5),
+        }
+    }
+}
+
 /// Runs every member of `members` on `channels` (each `[z][y][x]`, voxel
 /// spacing `spacing_zyx` in mm) through `pipeline`.
 ///
