@@ -107,6 +107,21 @@ namespace Halo.Esapi
             return Volume.FromPolygons(like, polygons, slices);
         }
 
+        /// <summary>A volume of zeros on the image's grid (its geometry only).</summary>
+        public static Volume EmptyVolume(IImage image)
+        {
+            if (image == null)
+            {
+                throw new ArgumentNullException("image");
+            }
+            return Volume.FromBuffer(
+                new[] { image.XSize, image.YSize, image.ZSize },
+                new[] { image.XRes, image.YRes, image.ZRes },
+                image.Origin.ToArray(),
+                Direction(image),
+                new float[(long)image.XSize * image.YSize * image.ZSize]);
+        }
+
         internal static double[] Direction(IImage image)
         {
             VVector x = image.XDirection, y = image.YDirection, z = image.ZDirection;
