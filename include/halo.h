@@ -139,7 +139,8 @@ typedef struct HaloVolume HaloVolume;
  */
 typedef struct HaloComparison {
   /**
-   * Dice coefficient; 1 when both masks are empty.
+   * Dice coefficient; NaN when both masks are empty (DeepMind's
+   * surface-distance convention), 0 when one is.
    */
   double dice;
   /**

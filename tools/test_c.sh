@@ -24,6 +24,14 @@ run() {
 
 run test_volume tests/dicom-corpus/good
 
+# The model suite: in full natively, and under valgrind in its quick form
+# (libtorch under valgrind is many times slower; see tests/c/test_model.c).
+scratch=$(mktemp -d)
+echo "--- test_model (native)" >&2
+"$out/test_model" samples/series samples/model "$scratch/full"
+run test_model samples/series samples/model "$scratch/quick" quick
+rm -rf "$scratch"
+
 # A storage SCP on a free loopback port, stopped by its process id.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)

@@ -28,7 +28,8 @@ pub enum HaloBoundary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HaloComparison {
-    /// Dice coefficient; 1 when both masks are empty.
+    /// Dice coefficient; NaN when both masks are empty (DeepMind's
+    /// surface-distance convention), 0 when one is.
     pub dice: f64,
     /// Surface Dice at `tolerance_mm` (distances <= tolerance count).
     pub surface_dice: f64,
