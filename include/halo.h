@@ -343,7 +343,8 @@ enum HaloStatus halo_edit_histogram(const struct HaloVolume *reference,
  * executable or in `HALO_TORCH_PLUGIN`).
  *
  * `device` is `"cpu"` (NULL means cpu), `"cuda"` or `"cuda:N"`; `threads`
- * is the number of intra-op threads (0 keeps the backend's default).
+ * is the number of intra-op threads (0 keeps the backend's default, at
+ * most 256).
  * Errors: `HALO_STATUS_MODEL` for a bad folder or manifest,
  * `HALO_STATUS_BACKEND` when the plug-in is missing. `*out` receives a
  * handle to release with `halo_model_free`. Thread-safe.

@@ -17,7 +17,7 @@ done
 run() {
   local name=$1; shift
   echo "--- $name (valgrind)" >&2
-  valgrind --quiet --error-exitcode=99 --leak-check=full \
+  valgrind --quiet --error-exitcode=99 --leak-check=full --suppressions=tests/c/valgrind.supp \
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
     "$out/$name" "$@"
 }

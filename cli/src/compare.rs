@@ -65,6 +65,9 @@ pub struct Args {
     /// The CSV of results of --batch.
     #[arg(long, value_name = "RESULTS.csv", requires = "batch")]
     pub out: Option<PathBuf>,
+    /// Replace the --out CSV (or --edit-map) if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_boundary(s: &str) -> Result<BoundaryModel, String> {
@@ -85,6 +88,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..CompareOptions::default()
     };
     if let (Some(batch), Some(out)) = (&args.batch, &args.out) {
+        if out.exists() && !args.force {
+            bail!("output {} exists; use --force to replace it", out.display());
+        }
         return run_batch(batch, out, &args, options);
     }
 
@@ -170,10 +176,33 @@ fn load_mask(spec: &InputSpec, series: Option<&Path>) -> anyhow::Result<Volume<u
                 );
             }
             let v = halo_core::nifti::read(path)?;
-            Ok(match label {
-                Some(k) => v.map(|x| (*x as f64 == *k as f64) as u8),
-                None => v.map(|x| (*x > 0.5) as u8),
-            })
+            match label {
+                Some(k) if *k <= 0 => bail!(
+                    "{}#{k}: label {k} is the background or invalid; labels are 1 or more",
+                    path.display()
+                ),
+                Some(k) => {
+                    let mask = v.map(|x| (*x as f64 == *k as f64) as u8);
+                    if !mask.data.iter().any(|&m| m != 0) {
+                        bail!(
+                            "{}#{k}: no voxel has label {k}; labels present: {:?}",
+                            path.display(),
+                            labels_present(&v)
+                        );
+                    }
+                    Ok(mask)
+                }
+                None => {
+                    if let Some(bad) = v.data.iter().find(|&&x| x != 0.0 && x != 1.0) {
+                        bail!(
+                            "{}: not a binary mask (holds the value {bad}); select a label with {}#K",
+                            path.display(),
+                            path.display()
+                        );
+                    }
+                    Ok(v.map(|x| (*x > 0.5) as u8))
+                }
+            }
         }
         InputSpec::Rtstruct { path, roi } => {
             let series = series.with_context(|| {
@@ -223,6 +252,20 @@ fn load_mask(spec: &InputSpec, series: Option<&Path>) -> anyhow::Result<Volume<u
     }
 }
 
+/// Up to 20 distinct non-zero integer values of a label map, ascending.
+fn labels_present(v: &Volume<f32>) -> Vec<i64> {
+    let mut set = std::collections::BTreeSet::new();
+    for &x in v.data.iter() {
+        if x != 0.0 && x.fract() == 0.0 {
+            set.insert(x as i64);
+            if set.len() >= 20 {
+                break;
+            }
+        }
+    }
+    set.into_iter().collect()
+}
+
 /// Loads an uncertainty map: a NIfTI file, or a folder with one series.
 fn load_uncertainty(text: &str) -> anyhow::Result<Volume<f32>> {
     let path = Path::new(text);
@@ -231,9 +274,18 @@ fn load_uncertainty(text: &str) -> anyhow::Result<Volume<f32>> {
         let series = scan
             .select(&SeriesSelector::Only)
             .with_context(|| format!("uncertainty folder {}", path.display()))?;
-        return Ok(load_series(series, None)?);
+        return check_uncertainty_range(text, load_series(series, None)?);
     }
-    Ok(halo_core::nifti::read(path)?)
+    check_uncertainty_range(text, halo_core::nifti::read(path)?)
+}
+
+/// Refuses a map with values outside 0 to 0.5 (an uncertainty map is a
+/// standard deviation of probabilities), allowing the PT quantisation.
+fn check_uncertainty_range(text: &str, v: Volume<f32>) -> anyhow::Result<Volume<f32>> {
+    if let Some(bad) = v.data.iter().find(|&&u| !(-1e-6..=0.5 + 1e-6).contains(&u)) {
+        bail!("{text}: value {bad} is outside 0 to 0.5: not an uncertainty map");
+    }
+    Ok(v)
 }
 
 fn compare_pair(

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod compare;
 mod convert;
 mod export_dicom;
+mod guard;
 mod inspect;
 mod progress;
 mod rasterize;
@@ -55,6 +56,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    reset_sigpipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
 
@@ -93,4 +95,16 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Restores the default SIGPIPE action, so that `halo ... | head` ends
+/// quietly when the reader closes the pipe instead of panicking in
+/// `println!` (Rust ignores SIGPIPE by default).
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread starts;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

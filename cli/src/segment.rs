@@ -56,9 +56,9 @@ pub struct Args {
     /// range 0 to 0.5 for a binary structure) or 1 (sample).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub ddof: u8,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Worker threads (0: all cores; at most 256).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub threads: u16,
     /// Device for the networks: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -131,6 +131,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let inputs: Vec<&Path> = [
+        args.series.as_deref(),
+        args.image.as_deref(),
+        args.model.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    crate::guard::output_is_not_input(&args.out, &inputs)?;
+    halo_core::dicom::send::validate_ae_title(&args.calling_ae, "--calling-ae")?;
     let destination = match &args.send {
         Some(d) => Some(crate::send::parse_destination(d).map_err(anyhow::Error::msg)?),
         None => None,
@@ -144,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let block = scale_block(&args, &volume)?;
 
     let backend = Backend::load()?;
-    let mut members = PluginMembers::new(&model, backend, &args.device, args.threads);
+    let mut members = PluginMembers::new(&model, backend, &args.device, usize::from(args.threads));
     let options = Options {
         ddof: usize::from(args.ddof),
         ensemble: match args.ensemble {
@@ -153,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         entropy: args.entropy,
         mutual_information: args.mutual_information,
-        threads: args.threads,
+        threads: usize::from(args.threads),
     };
     let mut observer = CliObserver {
         progress: None,

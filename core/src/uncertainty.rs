@@ -299,10 +299,12 @@ pub fn labels_from_probabilities(
 pub struct StructureSummary {
     /// Volume of the structure's mask, cm3.
     pub volume_cm3: f64,
-    /// Volume (anywhere on the grid) with uncertainty >= `uncertainty_threshold`, cm3.
+    /// Volume where this structure's uncertainty is >= `uncertainty_threshold`,
+    /// inside or outside its contour (the band the clinician should check), cm3.
     pub uncertain_volume_cm3: f64,
-    /// The threshold of `uncertain_volume_cm3`.
-    pub uncertainty_threshold: f32,
+    /// The threshold of `uncertain_volume_cm3` (as the decimal the caller
+    /// gave, so 0.1 reads 0.1 rather than its float32 neighbour).
+    pub uncertainty_threshold: f64,
     /// Mean uncertainty over the mask; `None` for an empty mask.
     pub mean_uncertainty_inside: Option<f64>,
     /// Mean uncertainty over the mask's surface voxels (6-connected inner
@@ -344,7 +346,9 @@ pub fn summarize(
     StructureSummary {
         volume_cm3: inside as f64 * voxel_cm3,
         uncertain_volume_cm3: uncertain as f64 * voxel_cm3,
-        uncertainty_threshold: threshold,
+        uncertainty_threshold: format!("{threshold}")
+            .parse()
+            .unwrap_or(f64::from(threshold)),
         mean_uncertainty_inside: mean_over(mask),
         mean_uncertainty_surface: mean_over(&surface_voxels(mask)),
         max_uncertainty: uncertainty.iter().copied().fold(0f32, f32::max),

@@ -87,7 +87,8 @@ pub struct HaloStructureSummary {
 /// executable or in `HALO_TORCH_PLUGIN`).
 ///
 /// `device` is `"cpu"` (NULL means cpu), `"cuda"` or `"cuda:N"`; `threads`
-/// is the number of intra-op threads (0 keeps the backend's default).
+/// is the number of intra-op threads (0 keeps the backend's default, at
+/// most 256).
 /// Errors: `HALO_STATUS_MODEL` for a bad folder or manifest,
 /// `HALO_STATUS_BACKEND` when the plug-in is missing. `*out` receives a
 /// handle to release with `halo_model_free`. Thread-safe.
@@ -109,6 +110,12 @@ pub unsafe extern "C" fn halo_model_open(
         let (folder, device) =
             unsafe { (str_arg(folder, "folder")?, opt_str_arg(device, "device")?) };
 
+        if threads as usize > halo_core::inference::MAX_THREADS {
+            return Err(FfiError::invalid(format!(
+                "{threads} threads requested; at most {}",
+                halo_core::inference::MAX_THREADS
+            )));
+        }
         let model = Model::open(Path::new(folder)).map_err(model_error)?;
         let backend = Backend::load()?;
         let handle = Box::new(HaloModel {

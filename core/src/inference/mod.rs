@@ -95,6 +95,10 @@ impl<F: FnMut(Step) -> bool> Observer for ProgressFn<F> {
     }
 }
 
+/// The most worker threads a run accepts: more only thrash a machine
+/// (each is a real OS thread, for resampling and for libtorch).
+pub const MAX_THREADS: usize = 256;
+
 /// Options of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -106,7 +110,8 @@ pub struct Options {
     pub entropy: bool,
     /// Produce the mutual information.
     pub mutual_information: bool,
-    /// Worker threads for resampling (0: all cores).
+    /// Worker threads for resampling (0: all cores); at most
+    /// [`MAX_THREADS`].
     pub threads: usize,
 }
 
@@ -198,6 +203,12 @@ pub fn predict(
             options.ddof,
             options.ddof,
             members.len()
+        )));
+    }
+    if options.threads > MAX_THREADS {
+        return Err(Error::InvalidInput(format!(
+            "{} threads requested; at most {MAX_THREADS}",
+            options.threads
         )));
     }
     let pool = rayon::ThreadPoolBuilder::new()
