@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 
+# dcmtk's storescp, not pynetdicom's same-named script in .venv/bin.
+for candidate in $(which -a storescp 2>/dev/null); do
+  case $candidate in "$PWD"/.venv*) ;; *) export HALO_STORESCP=$candidate; break ;; esac
+done
+
 suite() { printf '\n=== %s ===\n' "$1" >&2; }
 
 suite "format and lint"

@@ -37,7 +37,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 dead=$(free_port)
 received=$(mktemp -d)
-storescp --aetitle STORESCP --output-directory "$received" "$port" &
+"${HALO_STORESCP:-/usr/bin/storescp}" --aetitle STORESCP --output-directory "$received" "$port" &
 scp_pid=$!
 trap 'kill $scp_pid 2>/dev/null; rm -rf "$received"' EXIT
 for _ in $(seq 50); do

@@ -23,7 +23,10 @@ namespace Halo.Tests
             port = FreePort();
             received = Path.Combine(Path.GetTempPath(), "halo-send-" + Guid.NewGuid());
             Directory.CreateDirectory(received);
-            var info = new ProcessStartInfo("storescp",
+            // dcmtk's storescp (tools/test.sh sets HALO_STORESCP so that
+            // pynetdicom's same-named script in .venv/bin is not taken).
+            string exe = Environment.GetEnvironmentVariable("HALO_STORESCP");
+            var info = new ProcessStartInfo(string.IsNullOrEmpty(exe) ? "/usr/bin/storescp" : exe,
                 "--aetitle STORESCP --output-directory " + received + " " + port)
             {
                 UseShellExecute = false,
