@@ -279,11 +279,12 @@ fn load_uncertainty(text: &str) -> anyhow::Result<Volume<f32>> {
     check_uncertainty_range(text, halo_core::nifti::read(path)?)
 }
 
-/// Refuses a map with values outside 0 to 0.5 (an uncertainty map is a
-/// standard deviation of probabilities), allowing the PT quantisation.
+/// Refuses a map with values outside 0 to 1: a standard deviation of
+/// probabilities stays below 0.5 with ddof 0 and below 0.71 with ddof 1,
+/// so larger values mean another kind of map (a label map, say).
 fn check_uncertainty_range(text: &str, v: Volume<f32>) -> anyhow::Result<Volume<f32>> {
-    if let Some(bad) = v.data.iter().find(|&&u| !(-1e-6..=0.5 + 1e-6).contains(&u)) {
-        bail!("{text}: value {bad} is outside 0 to 0.5: not an uncertainty map");
+    if let Some(bad) = v.data.iter().find(|&&u| !(-1e-6..=1.0).contains(&u)) {
+        bail!("{text}: value {bad} is outside 0 to 1: not an uncertainty map");
     }
     Ok(v)
 }
