@@ -24,7 +24,8 @@ run() {
 
 run test_volume tests/dicom-corpus/good
 
-# The model suite: in full natively, and under valgrind in its quick form
+# The model suite: in full natively (concurrency included), and under
+# valgrind in its quick form
 # (libtorch under valgrind is many times slower; see tests/c/test_model.c).
 scratch=$(mktemp -d)
 echo "--- test_model (native)" >&2
