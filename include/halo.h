@@ -58,6 +58,70 @@ typedef enum HaloStatus {
 } HaloStatus;
 
 /**
+ * The boundary model of surface metrics.
+ */
+typedef enum HaloBoundary {
+  /**
+   * Area-weighted surface elements on the voxel-corner grid (DeepMind's
+   * surface-distance); the default.
+   */
+  HALO_BOUNDARY_SURFEL = 0,
+  /**
+   * 6-connected inner boundary voxels (MONAI, MedPy).
+   */
+  HALO_BOUNDARY_VOXEL = 1,
+} HaloBoundary;
+
+/**
+ * Which map of a structure `halo_result_volume` returns.
+ */
+typedef enum HaloMap {
+  /**
+   * The ensemble label map of the whole run (label values); the
+   * structure index is ignored.
+   */
+  HALO_MAP_LABELS = 0,
+  /**
+   * The structure's mask (1 inside, 0 outside).
+   */
+  HALO_MAP_MASK = 1,
+  /**
+   * The structure's mean probability across members.
+   */
+  HALO_MAP_PROBABILITY = 2,
+  /**
+   * The structure's uncertainty (standard deviation across members).
+   */
+  HALO_MAP_UNCERTAINTY = 3,
+} HaloMap;
+
+/**
+ * An opened model folder: its manifest, pipeline and backend.
+ *
+ * Released by `halo_model_free`. Runs on one handle are serialised by an
+ * internal lock, so a handle may be shared between threads (calls then
+ * wait for each other); for parallel runs open one handle per thread.
+ */
+typedef struct HaloModel HaloModel;
+
+/**
+ * The outcome of one run: labels, mean probabilities and uncertainty per
+ * foreground structure, on the input volume's grid.
+ *
+ * Released by `halo_result_free`. Immutable; may be read from several
+ * threads.
+ */
+typedef struct HaloResult HaloResult;
+
+/**
+ * The outcome of `halo_send`: which instances were stored.
+ *
+ * Released by `halo_send_report_free`. Immutable; may be read from several
+ * threads.
+ */
+typedef struct HaloSendReport HaloSendReport;
+
+/**
  * An immutable volume: voxel values (`float`, `[z][y][x]`, x fastest) on a
  * grid in patient coordinates (LPS, mm).
  *
@@ -66,6 +130,140 @@ typedef enum HaloStatus {
  * it at once; freeing must not race with any other use.
  */
 typedef struct HaloVolume HaloVolume;
+
+/**
+ * Every metric of one reference and test mask pair, as `halo compare`
+ * reports them. Distances in mm, volumes in cm3. NaN where a metric is
+ * undefined (for example Hausdorff with both masks empty), infinity where
+ * one surface is empty.
+ */
+typedef struct HaloComparison {
+  /**
+   * Dice coefficient; NaN when both masks are empty (DeepMind's
+   * surface-distance convention), 0 when one is.
+   */
+  double dice;
+  /**
+   * Surface Dice at `tolerance_mm` (distances <= tolerance count).
+   */
+  double surface_dice;
+  /**
+   * Hausdorff distance: the larger directed maximum.
+   */
+  double hausdorff;
+  /**
+   * 95th percentile Hausdorff distance.
+   */
+  double hausdorff95;
+  /**
+   * 99th percentile Hausdorff distance.
+   */
+  double hausdorff99;
+  /**
+   * Average distance from the reference surface to the test surface.
+   */
+  double asd_reference_to_test;
+  /**
+   * Average distance from the test surface to the reference surface.
+   */
+  double asd_test_to_reference;
+  /**
+   * Symmetric average surface distance.
+   */
+  double asd_symmetric;
+  /**
+   * Reference volume.
+   */
+  double volume_reference_cm3;
+  /**
+   * Test volume.
+   */
+  double volume_test_cm3;
+  /**
+   * Reference minus test volume.
+   */
+  double volume_difference_cm3;
+  /**
+   * Test volume over reference volume.
+   */
+  double volume_ratio;
+  /**
+   * Share of reference voxels inside the test mask.
+   */
+  double sensitivity;
+  /**
+   * Share of voxels outside the reference that are outside the test.
+   */
+  double specificity;
+  /**
+   * Added path length over all slices.
+   */
+  double apl_total_mm;
+  /**
+   * Added path length per slice with contour.
+   */
+  double apl_mean_mm;
+  /**
+   * Voxels in the reference only (added by the editor).
+   */
+  uint64_t added_voxels;
+  /**
+   * Voxels in the test only (removed by the editor).
+   */
+  uint64_t removed_voxels;
+  /**
+   * The boundary model used.
+   */
+  enum HaloBoundary boundary;
+  /**
+   * The tolerance used, mm.
+   */
+  double tolerance_mm;
+} HaloComparison;
+
+/**
+ * Progress of a run: member `member` (0-based) of `members` has finished
+ * `tiles_done` of its `tiles` tiles (1 to `tiles`).
+ * Called on the thread that runs the model. Return `false` to cancel:
+ * the run then returns `HALO_STATUS_CANCELLED` and produces nothing.
+ */
+typedef bool (*HaloProgress)(void *user, size_t member, size_t members, size_t tile, size_t tiles);
+
+/**
+ * Per-structure summary of a run, for triage.
+ */
+typedef struct HaloStructureSummary {
+  /**
+   * The structure's label value.
+   */
+  uint16_t label_value;
+  /**
+   * Volume of the structure, cm3.
+   */
+  double volume_cm3;
+  /**
+   * Volume with uncertainty >= 0.1, cm3.
+   */
+  double uncertain_volume_cm3;
+  /**
+   * Mean uncertainty inside the structure; NaN when it is empty.
+   */
+  double mean_uncertainty_inside;
+  /**
+   * Mean uncertainty on its surface voxels; NaN when it is empty.
+   */
+  double mean_uncertainty_surface;
+  /**
+   * Largest uncertainty of the map.
+   */
+  double max_uncertainty;
+} HaloStructureSummary;
+
+/**
+ * Progress of a send: `done` of `total` instances handled. Return `false`
+ * to cancel; instances not yet sent are then reported as not stored.
+ */
+typedef bool (*HaloSendProgress)(void *user, size_t done, size_t total);
 
 #ifdef __cplusplus
 extern "C" {
@@ -101,6 +299,256 @@ enum HaloStatus halo_version(char *buf, size_t len, size_t *needed);
 enum HaloStatus halo_last_error_message(char *buf, size_t len, size_t *needed);
 
 /**
+ * Compares `reference` (for example the clinician's edited contour) with
+ * `test` (the automatic contour). Both masks are voxels above 0.5 and must
+ * lie on one grid (`HALO_STATUS_INVALID_ARGUMENT` otherwise).
+ * `tolerance_mm` applies to surface Dice and added path length (exact
+ * mode). Writes `*out` only on success. Thread-safe; the volumes are only
+ * read.
+ *
+ * # Safety
+ *
+ * `reference` and `test` must be live handles; `out` valid for one write.
+ */
+enum HaloStatus halo_compare(const struct HaloVolume *reference,
+                             const struct HaloVolume *test,
+                             double tolerance_mm,
+                             enum HaloBoundary boundary_model,
+                             struct HaloComparison *out);
+
+/**
+ * Counts the edited voxels of `reference` against `test` by the
+ * uncertainty of each voxel: bin `k` holds voxels with
+ * `min(floor(u / width), bins - 1) == k` (the last bin is open above).
+ * `added` receives voxels in the reference only, `removed` voxels in the
+ * test only, `bins` values each. All three volumes must lie on one grid;
+ * `width` must be positive and `bins` at least 1. Thread-safe.
+ *
+ * # Safety
+ *
+ * The volumes must be live handles; `added` and `removed` valid for
+ * `bins` writes.
+ */
+enum HaloStatus halo_edit_histogram(const struct HaloVolume *reference,
+                                    const struct HaloVolume *test,
+                                    const struct HaloVolume *uncertainty,
+                                    double width,
+                                    size_t bins,
+                                    uint64_t *added,
+                                    uint64_t *removed);
+
+/**
+ * Opens the model folder `folder` (with `halo-model.json`), checking every
+ * member's checksum, and finds the inference backend plug-in (next to the
+ * executable or in `HALO_TORCH_PLUGIN`).
+ *
+ * `device` is `"cpu"` (NULL means cpu), `"cuda"` or `"cuda:N"`; `threads`
+ * is the number of intra-op threads (0 keeps the backend's default, at
+ * most 256).
+ * Errors: `HALO_STATUS_MODEL` for a bad folder or manifest,
+ * `HALO_STATUS_BACKEND` when the plug-in is missing. `*out` receives a
+ * handle to release with `halo_model_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `folder` and `device` (when not NULL) must be NUL-terminated UTF-8;
+ * `out` valid for one write.
+ */
+enum HaloStatus halo_model_open(const char *folder,
+                                const char *device,
+                                uint32_t threads,
+                                struct HaloModel **out);
+
+/**
+ * Releases a model; NULL is ignored. Must not race with other uses.
+ *
+ * # Safety
+ *
+ * `model` must come from `halo_model_open` and not have been freed.
+ */
+enum HaloStatus halo_model_free(struct HaloModel *model);
+
+/**
+ * Writes the number of foreground structures the model segments (its
+ * labels other than background). Thread-safe.
+ *
+ * # Safety
+ *
+ * `model` must be a live handle; `out` valid for one write.
+ */
+enum HaloStatus halo_model_structure_count(const struct HaloModel *model, size_t *out);
+
+/**
+ * Copies the name of foreground structure `index` (0-based, in label
+ * order) into `buf`; `needed` receives the size with the NUL. Thread-safe.
+ *
+ * # Safety
+ *
+ * `model` must be a live handle; `buf` valid for `len` bytes when not
+ * NULL; `needed` for one write when not NULL.
+ */
+enum HaloStatus halo_model_structure_name(const struct HaloModel *model,
+                                          size_t index,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *needed);
+
+/**
+ * Runs every member of the model on `image` and returns the ensemble
+ * result on the image's grid: labels, mean probabilities and the
+ * voxel-wise standard deviation across members (`ddof` 0: population, 0
+ * to 0.5 for a binary structure; 1: sample).
+ *
+ * `progress` (may be NULL) is called after every tile with `user`; when it
+ * returns `false` the run stops, returns `HALO_STATUS_CANCELLED` and
+ * `*out` is left untouched. Runs on one model handle are serialised (see
+ * `HaloModel`). `*out` receives a result to release with
+ * `halo_result_free`.
+ *
+ * # Safety
+ *
+ * `model` and `image` must be live handles; `out` valid for one write;
+ * `progress`, when given, must be safe to call with `user` on this thread.
+ */
+enum HaloStatus halo_model_run(const struct HaloModel *model,
+                               const struct HaloVolume *image,
+                               uint32_t ddof,
+                               HaloProgress progress,
+                               void *user,
+                               struct HaloResult **out);
+
+/**
+ * Releases a result; NULL is ignored. Must not race with other uses.
+ *
+ * # Safety
+ *
+ * `result` must come from `halo_model_run` and not have been freed.
+ */
+enum HaloStatus halo_result_free(struct HaloResult *result);
+
+/**
+ * Returns one map of foreground structure `index` (0-based, as
+ * `halo_model_structure_name`) as a new volume on the input grid. For the
+ * per-slice polygons of a structure, pass its `HALO_MAP_MASK` volume to
+ * `halo_mask_slice_polygons`. `*out` receives a handle to release with
+ * `halo_volume_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `result` must be a live handle; `out` valid for one write.
+ */
+enum HaloStatus halo_result_volume(const struct HaloResult *result,
+                                   enum HaloMap map,
+                                   size_t index,
+                                   struct HaloVolume **out);
+
+/**
+ * Writes the summary of foreground structure `index`: its volume, the
+ * volume with uncertainty >= 0.1, mean uncertainty inside and on its
+ * surface, and the largest uncertainty. Thread-safe.
+ *
+ * # Safety
+ *
+ * `result` must be a live handle; `out` valid for one write.
+ */
+enum HaloStatus halo_result_summary(const struct HaloResult *result,
+                                    size_t index,
+                                    struct HaloStructureSummary *out);
+
+/**
+ * Writes the result as DICOM a planning system imports, into the folder
+ * `out_folder` (which must not exist unless `overwrite`): `rtstruct.dcm`
+ * with one ROI per structure (plus `U>=band` structures when `band` > 0)
+ * and one PT uncertainty series `uncertainty-<name>/` per structure, on
+ * the grid and frame of reference of the MR series in `series_folder`
+ * (`selector` as `halo_series_read`; NULL for the folder's only series),
+ * which must be the series the run's image came from (same grid). Written
+ * to a temporary folder and renamed into place: a failure leaves nothing.
+ * Thread-safe.
+ *
+ * # Safety
+ *
+ * `result` must be a live handle; the strings NUL-terminated UTF-8
+ * (`selector` may be NULL).
+ */
+enum HaloStatus halo_result_write_dicom(const struct HaloResult *result,
+                                        const char *series_folder,
+                                        const char *selector,
+                                        const char *out_folder,
+                                        double band,
+                                        bool overwrite);
+
+/**
+ * Sends DICOM files and folders (searched recursively) to the storage SCP
+ * `destination`, written `AE@HOST:PORT`.
+ *
+ * `calling_ae` may be NULL (`HALO`). `timeout_s` bounds connecting and
+ * each response (0 keeps the default of 30 s); `retries` is how many
+ * further associations are tried after a connection or association
+ * failure, with doubling back-off. `progress` may be NULL.
+ *
+ * Returns `HALO_STATUS_OK` whenever the send ran, even if some instances
+ * were not stored: read `halo_send_report_counts`; a network failure is
+ * reported per instance, never silently. Other statuses mean nothing was
+ * attempted (bad destination, unreadable path, no DICOM found). `*out`
+ * receives a report to release with `halo_send_report_free`. Blocking;
+ * thread-safe.
+ *
+ * # Safety
+ *
+ * `destination` and `calling_ae` (when not NULL) must be NUL-terminated
+ * UTF-8; `paths` must hold `n_paths` such strings; `out` valid for one
+ * write; `progress`, when given, is called on the calling thread with
+ * `user`.
+ */
+enum HaloStatus halo_send(const char *destination,
+                          const char *calling_ae,
+                          const char *const *paths,
+                          size_t n_paths,
+                          double timeout_s,
+                          uint32_t retries,
+                          HaloSendProgress progress,
+                          void *user,
+                          struct HaloSendReport **out);
+
+/**
+ * Writes how many instances were stored and how many were not. Either
+ * out-pointer may be NULL. Thread-safe.
+ *
+ * # Safety
+ *
+ * `report` must be a live handle; non-NULL out-pointers valid for a write.
+ */
+enum HaloStatus halo_send_report_counts(const struct HaloSendReport *report,
+                                        size_t *stored,
+                                        size_t *failed);
+
+/**
+ * Copies the full report as JSON (destination, C-ECHO result, and per
+ * instance: file, SOPInstanceUID, status, outcome, attempts, message) into
+ * `buf`; `needed` receives the size including the NUL, also when `buf` is
+ * too small (`HALO_STATUS_BUFFER_TOO_SMALL`). Thread-safe.
+ *
+ * # Safety
+ *
+ * `report` must be a live handle; `buf` valid for `len` bytes when not
+ * NULL; `needed` for one write when not NULL.
+ */
+enum HaloStatus halo_send_report_json(const struct HaloSendReport *report,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *needed);
+
+/**
+ * Releases a send report; NULL is ignored. Must not race with other uses.
+ *
+ * # Safety
+ *
+ * `report` must come from `halo_send` and not have been freed.
+ */
+enum HaloStatus halo_send_report_free(struct HaloSendReport *report);
+
+/**
  * Reads one DICOM image series from `folder` (searched recursively) into a
  * new volume, with RescaleSlope and RescaleIntercept applied.
  *
@@ -117,6 +565,81 @@ enum HaloStatus halo_last_error_message(char *buf, size_t len, size_t *needed);
  * `out` valid for one write.
  */
 enum HaloStatus halo_series_read(const char *folder, const char *selector, struct HaloVolume **out);
+
+/**
+ * Rasterises the ROI named `roi` (ROIName, or its ROINumber as text) of
+ * the RTSTRUCT file `rtstruct` onto the grid of `image`, filling at voxel
+ * centres and combining the contours of a slice by XOR. The new volume
+ * holds 1 inside and 0 outside.
+ *
+ * When `image` was read by `halo_series_read`, its frame of reference must
+ * match the ROI's (`HALO_STATUS_INVALID_ARGUMENT` otherwise). A contour off
+ * every slice plane is refused with the ROI, slice and distance named; an
+ * ROI without contours gives an empty mask. `*out` receives a handle to
+ * release with `halo_volume_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `rtstruct` and `roi` must be NUL-terminated UTF-8; `image` a live handle;
+ * `out` valid for one write.
+ */
+enum HaloStatus halo_rtstruct_read_roi(const char *rtstruct,
+                                       const struct HaloVolume *image,
+                                       const char *roi,
+                                       struct HaloVolume **out);
+
+/**
+ * Writes the closed polygons of the mask (voxels > 0.5) on slice `slice`
+ * of `mask`, traced on voxel edges, in patient coordinates (LPS, mm).
+ *
+ * `points` receives x, y, z of every vertex of every polygon in turn
+ * (`3 * n_points` doubles), `counts` the number of vertices of each
+ * polygon (`n_polygons` values); outer boundaries and holes are separate
+ * polygons, to be combined by XOR (subtract holes). `*n_polygons` and
+ * `*n_points` are always written; when `points_len < 3 * n_points` or
+ * `counts_len < n_polygons` nothing else is written and
+ * `HALO_STATUS_BUFFER_TOO_SMALL` is returned, so a caller can ask with
+ * zero lengths first. An empty slice gives zero polygons. Thread-safe.
+ *
+ * # Safety
+ *
+ * `mask` must be a live handle; `points` valid for `points_len` doubles
+ * and `counts` for `counts_len` values (either may be NULL when its length
+ * is 0); `n_polygons` and `n_points` valid for one write.
+ */
+enum HaloStatus halo_mask_slice_polygons(const struct HaloVolume *mask,
+                                         size_t slice,
+                                         double *points,
+                                         size_t points_len,
+                                         size_t *counts,
+                                         size_t counts_len,
+                                         size_t *n_polygons,
+                                         size_t *n_points);
+
+/**
+ * Fills closed polygons given in patient coordinates (LPS, mm) onto the
+ * grid of `like` at voxel centres, combining the polygons of one slice by
+ * XOR (so holes given as separate polygons are subtracted), and returns a
+ * new mask volume (1 inside, 0 outside) on that grid.
+ *
+ * Polygon `i` has `counts[i]` vertices, taken in turn from `points`
+ * (x, y, z each), and lies on slice `slices[i]` of the grid. This is the
+ * inverse of `halo_mask_slice_polygons`: the round trip is exact. `*out`
+ * receives a handle to release with `halo_volume_free`. Thread-safe.
+ *
+ * # Safety
+ *
+ * `like` must be a live handle; `counts` and `slices` valid for
+ * `n_polygons` values; `points` for `points_len` doubles; `out` for one
+ * write.
+ */
+enum HaloStatus halo_mask_from_polygons(const struct HaloVolume *like,
+                                        const double *points,
+                                        size_t points_len,
+                                        const size_t *counts,
+                                        const size_t *slices,
+                                        size_t n_polygons,
+                                        struct HaloVolume **out);
 
 /**
  * Creates a volume by copying `len` floats from `data`.

@@ -167,9 +167,12 @@ def write_dicom(img: np.ndarray, folder: Path, rng: np.random.Generator) -> None
         ds.SpacingBetweenSlices = SPACING_ZYX[0]
         ds.PixelSpacing = [SPACING_ZYX[1], SPACING_ZYX[2]]
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * SPACING_ZYX[0]]
-        ds.SliceLocation = origin[2] + k * SPACING_ZYX[0]
+        # Rounded so that every DS value fits 16 characters (PS3.5 6.2).
+        position = [round(origin[0], 6), round(origin[1], 6), round(origin[2] + k * SPACING_ZYX[0], 6)]
+        ds.ImagePositionPatient = position
+        ds.SliceLocation = position[2]
         ds.PatientPosition = "HFS"
+        ds.Laterality = ""  # type 2C in General Series; the pelvis is unpaired
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.Rows, ds.Columns = ny, nx

@@ -49,11 +49,13 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.halo-requirements.sha256
-want=$(cat tools/requirements*.txt | sha256sum | cut -d' ' -f1)
+# requirements-peers.txt belongs to .venv-peers (numpy below 2), not here.
+reqs=$(ls tools/requirements*.txt | grep -v requirements-peers.txt)
+want=$(cat $reqs | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   log "installing pinned Python packages (torch 2.13.0 brings libtorch; a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip==24.3.1
-  for req in tools/requirements*.txt; do
+  for req in $reqs; do
     .venv/bin/python -m pip install -q -r "$req"
   done
   echo "$want" >"$stamp"

@@ -25,6 +25,13 @@ fi
   -out:"$out/Halo.Tests.dll" bridge-csharp/Halo.Tests/*.cs
 cp "$nunit" "$out/"
 
+# The Eclipse plug-in sample must compile: against compile-only ESAPI
+# stand-ins here (tools/build_esapi_plugin.sh builds it against the real ones).
+"${mcs[@]}" -target:library -nowarn:1591 -out:"$out/EsapiStubs.dll" bridge-csharp/EsapiStubs/*.cs
+"${mcs[@]}" -target:library -r:"$out/Halo.dll" -r:"$out/Halo.Esapi.dll" -r:"$out/EsapiStubs.dll" \
+  -r:System.Windows.Forms.dll -out:"$out/HaloUncertainty.esapi.dll" samples/esapi/HaloUncertainty.cs
+echo "the ESAPI plug-in sample compiles" >&2
+
 export HALO_REPO=$PWD
 cd "$out"
 nunit-console -nologo -labels Halo.Tests.dll -xml=TestResult.xml

@@ -1,6 +1,7 @@
 // Volumes: float voxel arrays ([z][y][x], x fastest) on a grid in DICOM
 // patient coordinates (LPS, mm), owned by the native library.
 using System;
+using System.Collections.Generic;
 using System.Runtime.InteropServices;
 
 namespace Halo
@@ -66,6 +67,103 @@ namespace Halo
             VolumeHandle handle;
             Status.Check(Native.halo_series_read(
                 Status.Utf8(folder), Status.Utf8(selector), out handle));
+            return new Volume(handle);
+        }
+
+        /// <summary>
+        /// Fills closed polygons (x, y, z triples in patient mm, one polygon per
+        /// entry, on the grid slice given in <paramref name="slices"/>) onto the
+        /// grid of <paramref name="like"/> at voxel centres, XOR-ing those of a
+        /// slice; 1 inside, 0 outside.
+        /// </summary>
+        public static Volume FromPolygons(Volume like, IList<double[]> polygons, IList<int> slices)
+        {
+            if (like == null || polygons == null || slices == null)
+            {
+                throw new ArgumentNullException(like == null ? "like" : "polygons");
+            }
+            if (polygons.Count != slices.Count)
+            {
+                throw new ArgumentException("one slice index per polygon is needed", "slices");
+            }
+            int total = 0;
+            foreach (var p in polygons)
+            {
+                total += p.Length;
+            }
+            var points = new double[total];
+            var counts = new UIntPtr[polygons.Count];
+            var planes = new UIntPtr[polygons.Count];
+            int k = 0;
+            for (int i = 0; i < polygons.Count; i++)
+            {
+                if (slices[i] < 0)
+                {
+                    throw new ArgumentOutOfRangeException("slices", "slice " + slices[i]);
+                }
+                Array.Copy(polygons[i], 0, points, k, polygons[i].Length);
+                k += polygons[i].Length;
+                counts[i] = (UIntPtr)(polygons[i].Length / 3);
+                planes[i] = (UIntPtr)slices[i];
+            }
+            VolumeHandle handle;
+            Status.Check(Native.halo_mask_from_polygons(like.Handle, points, (UIntPtr)points.Length,
+                counts, planes, (UIntPtr)counts.Length, out handle));
+            return new Volume(handle);
+        }
+
+        /// <summary>
+        /// The closed polygons of the mask (voxels above 0.5) on slice
+        /// <paramref name="z"/>, each as x, y, z triples in patient mm, traced on
+        /// voxel edges; holes are separate polygons running the other way round.
+        /// </summary>
+        public IList<double[]> SlicePolygons(int z)
+        {
+            if (z < 0)
+            {
+                throw new ArgumentOutOfRangeException("z");
+            }
+            UIntPtr nPolygons, nPoints;
+            var status = Native.halo_mask_slice_polygons(Handle, (UIntPtr)z, null, UIntPtr.Zero,
+                null, UIntPtr.Zero, out nPolygons, out nPoints);
+            var result = new List<double[]>();
+            if (status == HaloStatus.Ok)
+            {
+                return result;
+            }
+            if (status != HaloStatus.BufferTooSmall)
+            {
+                Status.Check(status);
+            }
+            var points = new double[3 * (int)nPoints.ToUInt64()];
+            var counts = new UIntPtr[(int)nPolygons.ToUInt64()];
+            Status.Check(Native.halo_mask_slice_polygons(Handle, (UIntPtr)z, points,
+                (UIntPtr)points.Length, counts, (UIntPtr)counts.Length, out nPolygons, out nPoints));
+            int k = 0;
+            foreach (var c in counts)
+            {
+                int n = 3 * (int)c.ToUInt64();
+                var polygon = new double[n];
+                Array.Copy(points, k, polygon, 0, n);
+                k += n;
+                result.Add(polygon);
+            }
+            return result;
+        }
+
+        /// <summary>
+        /// Rasterises the ROI <paramref name="roi"/> (name or number) of an
+        /// RTSTRUCT file onto the grid of <paramref name="image"/>.
+        /// </summary>
+        public static Volume ReadRoi(string rtstruct, Volume image, string roi)
+        {
+            if (rtstruct == null || image == null || roi == null)
+            {
+                throw new ArgumentNullException(rtstruct == null ? "rtstruct" : image == null ? "image" : "roi");
+            }
+            VolumeHandle handle;
+            Status.Check(Native.halo_rtstruct_read_roi(
+                Status.Utf8(rtstruct), image.Handle, Status.Utf8(roi), out handle));
             return new Volume(handle);
         }
 
@@ -180,6 +278,20 @@ namespace Halo
             [DllImport(NativeLibrary.Name, CallingConvention = CallingConvention.Cdecl)]
             internal static extern HaloStatus halo_volume_copy_data(
                 VolumeHandle volume, float[] buf, UIntPtr len);
+
+            [DllImport(NativeLibrary.Name, CallingConvention = CallingConvention.Cdecl)]
+            internal static extern HaloStatus halo_mask_slice_polygons(
+                VolumeHandle mask, UIntPtr slice, double[] points, UIntPtr points_len,
+                UIntPtr[] counts, UIntPtr counts_len, out UIntPtr n_polygons, out UIntPtr n_points);
+
+            [DllImport(NativeLibrary.Name, CallingConvention = CallingConvention.Cdecl)]
+            internal static extern HaloStatus halo_mask_from_polygons(
+                VolumeHandle like, double[] points, UIntPtr points_len, UIntPtr[] counts,
+                UIntPtr[] slices, UIntPtr n_polygons, out VolumeHandle out_);
+
+            [DllImport(NativeLibrary.Name, CallingConvention = CallingConvention.Cdecl)]
+            internal static extern HaloStatus halo_rtstruct_read_roi(
+                byte[] rtstruct, VolumeHandle image, byte[] roi, out VolumeHandle out_);
 
             [DllImport(NativeLibrary.Name, CallingConvention = CallingConvention.Cdecl)]
             internal static extern HaloStatus halo_series_read(

@@ -69,8 +69,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("output has no file name")?
         .to_string_lossy()
         .into_owned();
+    // One extension only: the nifti writer derives names from the first dot.
     let tmp = dir.join(format!(
-        ".{file}.partial-{}{}",
+        ".halo-partial-{}{}",
         std::process::id(),
         if file.ends_with(".gz") {
             ".nii.gz"

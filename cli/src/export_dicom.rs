@@ -52,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.masks.is_empty() && args.uncertainty.is_empty() {
         bail!("nothing to export: give at least one --mask or --uncertainty");
     }
+    crate::guard::output_is_not_input(&args.out, &[&args.series])?;
     if args.out.exists() && !args.force {
         bail!(
             "output {} exists; use --force to replace it",

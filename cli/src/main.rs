@@ -9,8 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod convert;
 mod export_dicom;
+mod guard;
 mod inspect;
 mod progress;
 mod rasterize;
@@ -37,8 +39,6 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one DICOM series as a NIfTI volume.
     Convert(convert::Args),
-    /// Segment a series with a model's ensemble and map its uncertainty.
-    Segment(segment::Args),
     /// Write NIfTI masks and uncertainty maps as an RTSTRUCT and PT series.
     ExportDicom(export_dicom::Args),
     /// Write the ROIs of an RTSTRUCT as NIfTI masks on an image grid.
@@ -49,21 +49,27 @@ enum Command {
     Stats(stats::Args),
     /// Analyse an observer study (manifest TOML) into a report folder.
     Study(study::Args),
+    /// Edit analytics of a reference and a test mask (or a batch of pairs).
+    Compare(compare::Args),
+    /// Segment a series with a model's ensemble and map its uncertainty.
+    Segment(segment::Args),
 }
 
 fn main() -> ExitCode {
+    reset_sigpipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
 
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Convert(a) => convert::run(a),
-        Command::Segment(a) => segment::run(a),
         Command::ExportDicom(a) => export_dicom::run(a),
         Command::Rasterize(a) => rasterize::run(a),
         Command::Send(a) => send::run(a),
         Command::Stats(a) => stats::run(a),
         Command::Study(a) => study::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Segment(a) => segment::run(a),
     };
 
     match result {
@@ -89,4 +95,16 @@ fn init_logging(verbose: u8) {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Restores the default SIGPIPE action, so that `halo ... | head` ends
+/// quietly when the reader closes the pipe instead of panicking in
+/// `println!` (Rust ignores SIGPIPE by default).
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread starts;
+    // SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -46,6 +46,7 @@ pub struct Args {
 
 /// Runs `halo rasterize`; prints one JSON object per ROI on stdout.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::guard::output_is_not_input(&args.out, &[&args.rtstruct])?;
     if args.out.exists() && !args.force {
         bail!(
             "output {} exists; use --force to replace it",

@@ -1,5 +1,8 @@
-//! `halo segment`: run a model's ensemble on one series and write the
-//! ensemble labels, mean probabilities, uncertainty maps and a report.
+//! `halo segment`: run a model's ensemble on one series and write what the
+//! planning system imports: `rtstruct.dcm` (the ensemble contours) and one
+//! PT series `uncertainty-<label>/` per structure, plus `report.json`, and
+//! with `--nifti` the labels, mean probabilities and uncertainty maps as
+//! NIfTI. `--send` then delivers the DICOM outputs by C-STORE.
 //!
 //! Everything is written into a temporary folder beside OUT and renamed
 //! into place at the end, so a failed or interrupted run leaves nothing.
@@ -10,10 +13,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use halo_core::backend::Backend;
-use halo_core::dicom::{load_series, scan_folder, SeriesSelector};
+use halo_core::dicom::pt::{self, Corner, PtOptions, ScaleBlock};
+use halo_core::dicom::rtstruct::{self, StructureMask, WriteOptions};
+use halo_core::dicom::send::{send_paths, Destination, SendOptions};
+use halo_core::dicom::{load_series, scan_folder, ImageReference, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
-use halo_core::model::{Activation, Model, PluginMembers, Preprocessing};
-use halo_core::uncertainty::EnsembleRule;
+use halo_core::model::{Model, PluginMembers, Preprocessing};
+use halo_core::uncertainty::{summarize, EnsembleRule};
 use halo_core::{Grid, Volume};
 use ndarray::{Array3, Array4, Axis};
 use serde_json::json;
@@ -50,9 +56,9 @@ pub struct Args {
     /// range 0 to 0.5 for a binary structure) or 1 (sample).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub ddof: u8,
-    /// Worker threads (0: all cores).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Worker threads (0: all cores; at most 256).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub threads: u16,
     /// Device for the networks: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -68,6 +74,30 @@ pub struct Args {
     /// Also write every member's probabilities (research and testing).
     #[arg(long)]
     pub member_probabilities: bool,
+    /// Also write NIfTI research outputs (labels, probabilities,
+    /// uncertainty); always on for a NIfTI --image, which has no DICOM to
+    /// reference.
+    #[arg(long)]
+    pub nifti: bool,
+    /// Add uncertainty band structures (uncertainty >= T, type CONTROL,
+    /// named `U>=T <label>`) to the RTSTRUCT; repeat for several levels.
+    #[arg(long = "band", value_name = "T")]
+    pub bands: Vec<f32>,
+    /// Corner of the fixed-scale block (value 0.5) in every PT slice:
+    /// auto (the darkest corner of the MR), top-left, top-right,
+    /// bottom-left or bottom-right.
+    #[arg(long, default_value = "auto")]
+    pub block_corner: String,
+    /// Side of the fixed-scale block in voxels.
+    #[arg(long, default_value_t = 4)]
+    pub block_size: usize,
+    /// Send the DICOM outputs to the planning system's DICOM import,
+    /// written AE@HOST:PORT, after writing them.
+    #[arg(long, value_name = "AE@HOST:PORT")]
+    pub send: Option<String>,
+    /// Calling AE title for --send.
+    #[arg(long, value_name = "AE", default_value = "HALO", requires = "send")]
+    pub calling_ae: String,
 }
 
 /// The ensemble label rule on the command line.
@@ -101,12 +131,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
+    let inputs: Vec<&Path> = [
+        args.series.as_deref(),
+        args.image.as_deref(),
+        args.model.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    crate::guard::output_is_not_input(&args.out, &inputs)?;
+    halo_core::dicom::send::validate_ae_title(&args.calling_ae, "--calling-ae")?;
+    let destination = match &args.send {
+        Some(d) => Some(crate::send::parse_destination(d).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     let t = Instant::now();
-    let (volume, input_label) = load_input(&args)?;
+    let (volume, input_label, reference) = load_input(&args)?;
     let load_s = t.elapsed().as_secs_f64();
+    if destination.is_some() && reference.is_none() {
+        anyhow::bail!("--send needs a DICOM --series: a NIfTI --image gives no DICOM outputs");
+    }
+    let block = scale_block(&args, &volume)?;
 
     let backend = Backend::load()?;
-    let mut members = PluginMembers::new(&model, backend, &args.device, args.threads);
+    let mut members = PluginMembers::new(&model, backend, &args.device, usize::from(args.threads));
     let options = Options {
         ddof: usize::from(args.ddof),
         ensemble: match args.ensemble {
@@ -115,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         entropy: args.entropy,
         mutual_information: args.mutual_information,
-        threads: args.threads,
+        threads: usize::from(args.threads),
     };
     let mut observer = CliObserver {
         progress: None,
@@ -164,6 +212,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         prediction: &prediction,
         member_probabilities: &observer.members,
         report,
+        reference: reference.as_ref(),
+        nifti: args.nifti || reference.is_none(),
+        bands: &args.bands,
+        block,
     };
     write_atomically(&args.out, args.force, |dir| {
         write_outputs(dir, &outputs, started, t)
@@ -175,7 +227,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         prediction.members,
         started.elapsed().as_secs_f64()
     );
-    Ok(ExitCode::SUCCESS)
+    match destination {
+        Some(d) => send_outputs(&args, &d),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Sends the DICOM outputs (RTSTRUCT and PT series) to `destination`;
+/// fails when any instance was not stored.
+fn send_outputs(args: &Args, destination: &Destination) -> anyhow::Result<ExitCode> {
+    let mut paths = vec![];
+    for entry in std::fs::read_dir(&args.out)? {
+        let p = entry?.path();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == "rtstruct.dcm" || (p.is_dir() && name.starts_with("uncertainty-")) {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    eprintln!(
+        "halo: sending {} output(s) to {}",
+        paths.len(),
+        args.send.as_deref().unwrap_or("")
+    );
+    let options = SendOptions {
+        calling_ae_title: args.calling_ae.clone(),
+        ..SendOptions::default()
+    };
+    let report = send_paths(destination, &paths, &options)?;
+    crate::send::print_summary(&report);
+    if report.all_stored() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The fixed-scale block of the PT series, from the options.
+fn scale_block(args: &Args, image: &Volume) -> anyhow::Result<ScaleBlock> {
+    if args.block_size == 0 {
+        anyhow::bail!("--block-size must be at least 1 voxel");
+    }
+    if args.block_corner == "auto" {
+        return Ok(ScaleBlock::darkest_corner(image, args.block_size));
+    }
+    let corner: Corner = args.block_corner.parse()?;
+    Ok(ScaleBlock {
+        corner,
+        size: args.block_size,
+    })
 }
 
 /// The embedded sample model: `samples/model` of the source tree the
@@ -198,10 +301,10 @@ fn default_model() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
+fn load_input(args: &Args) -> anyhow::Result<(Volume, String, Option<ImageReference>)> {
     if let Some(image) = &args.image {
         let v = halo_core::nifti::read(image)?;
-        return Ok((v, image.display().to_string()));
+        return Ok((v, image.display().to_string(), None));
     }
     // OK because clap requires --series when --image is absent.
     let folder = args.series.as_ref().expect("--series or --image");
@@ -214,7 +317,8 @@ fn load_input(args: &Args) -> anyhow::Result<(Volume, String)> {
     let series = scan.select(&selector)?;
     eprintln!("halo: loading series {}", series.label());
     let v = load_series(series, None)?;
-    Ok((v, series.label()))
+    let reference = ImageReference::from_series(series, None)?;
+    Ok((v, series.label(), Some(reference)))
 }
 
 struct CliObserver {
@@ -254,11 +358,98 @@ struct Outputs<'a> {
     prediction: &'a Prediction,
     member_probabilities: &'a [Array4<f32>],
     report: serde_json::Value,
+    /// The MR series the DICOM outputs reference; `None` for NIfTI input.
+    reference: Option<&'a ImageReference>,
+    /// Whether to write the NIfTI research outputs.
+    nifti: bool,
+    /// Uncertainty levels of band structures.
+    bands: &'a [f32],
+    /// The PT series' fixed-scale block.
+    block: ScaleBlock,
 }
 
-/// Writes every output into `dir` (a fresh temporary folder). New output
-/// kinds (RTSTRUCT, PT uncertainty series) belong here.
+/// Writes every output into `dir` (a fresh temporary folder): the
+/// RTSTRUCT and PT series for DICOM input, NIfTI when asked, the report.
 fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> anyhow::Result<()> {
+    if let Some(reference) = o.reference {
+        write_dicom(dir, o, reference)?;
+    }
+    if o.nifti {
+        write_nifti(dir, o)?;
+    }
+
+    let mut report = o.report.clone();
+    report["timings"]["write_s"] = json!(t.elapsed().as_secs_f64());
+    report["timings"]["total_s"] = json!(started.elapsed().as_secs_f64());
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(dir.join("report.json"), text + "\n")?;
+    Ok(())
+}
+
+/// `rtstruct.dcm` (one ROI per foreground label, plus band structures)
+/// and one PT series `uncertainty-<label>/` per foreground class.
+fn write_dicom(dir: &Path, o: &Outputs<'_>, reference: &ImageReference) -> anyhow::Result<()> {
+    let p = o.prediction;
+    let labels = &o.model.manifest.labels;
+    let mut structures = Vec::new();
+    let mut maps = Vec::new();
+    for (i, &c) in p.foreground_channels.iter().enumerate() {
+        let label = &labels[c];
+        let mask = Volume {
+            grid: o.grid.clone(),
+            data: p.labels.mapv(|v| u8::from(v == label.value)),
+        };
+        structures.push(StructureMask {
+            name: roi_name(&label.name),
+            interpreted_type: label.rt_type.clone().unwrap_or_else(|| "ORGAN".to_string()),
+            colour: label.colour.unwrap_or([255, 0, 0]),
+            mask,
+            description: format!(
+                "halo ensemble of {} members ({})",
+                p.members, o.model.manifest.name
+            ),
+        });
+        let unc = Volume {
+            grid: o.grid.clone(),
+            data: p.uncertainty.index_axis(Axis(0), i).to_owned(),
+        };
+        maps.push((file_stem(&label.name), unc));
+    }
+    for &t in o.bands {
+        for (name, unc) in &maps {
+            structures.push(rtstruct::band_structure(unc, t, name)?);
+        }
+    }
+
+    let options = WriteOptions {
+        overwrite: true,
+        ..WriteOptions::default()
+    };
+    rtstruct::write(&dir.join("rtstruct.dcm"), reference, &structures, &options)?;
+    for (k, (name, map)) in maps.iter().enumerate() {
+        let options = PtOptions {
+            block: o.block,
+            series_number: 9002 + k as i64,
+            ..PtOptions::default()
+        };
+        pt::write_uncertainty_series(
+            &dir.join(format!("uncertainty-{name}")),
+            reference,
+            map,
+            name,
+            &options,
+        )?;
+    }
+    Ok(())
+}
+
+/// A label name cut to the 16 characters of ROIName (3006,0026).
+fn roi_name(name: &str) -> String {
+    name.chars().take(rtstruct::ROI_NAME_MAX_CHARS).collect()
+}
+
+/// The NIfTI research outputs.
+fn write_nifti(dir: &Path, o: &Outputs<'_>) -> anyhow::Result<()> {
     let p = o.prediction;
     let labels = &o.model.manifest.labels;
     let vol = |data: Array3<f32>| Volume {
@@ -303,12 +494,6 @@ fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> a
             }
         }
     }
-
-    let mut report = o.report.clone();
-    report["timings"]["write_s"] = json!(t.elapsed().as_secs_f64());
-    report["timings"]["total_s"] = json!(started.elapsed().as_secs_f64());
-    let text = serde_json::to_string_pretty(&report)?;
-    std::fs::write(dir.join("report.json"), text + "\n")?;
     Ok(())
 }
 
@@ -369,7 +554,6 @@ fn report(
     input: &str,
     load_s: f64,
 ) -> serde_json::Value {
-    let voxel_cm3 = grid.voxel_volume_mm3() / 1000.0;
     let labels = &model.manifest.labels;
     let structures: Vec<serde_json::Value> = p
         .foreground_channels
@@ -377,33 +561,20 @@ fn report(
         .enumerate()
         .map(|(i, &c)| {
             let label = &labels[c];
-            let mask: Array3<bool> = match model.pipeline.activation {
-                Activation::Softmax => p.labels.mapv(|v| v == label.value),
-                Activation::Sigmoid => p.probabilities.index_axis(Axis(0), c).mapv(|v| v > 0.5),
-            };
+            let mask = p.structure_mask(i, label.value, model.pipeline.activation);
             let unc = p.uncertainty.index_axis(Axis(0), i);
-            let surface = surface_voxels(&mask);
-            let inside = mask.iter().filter(|&&m| m).count();
-            let uncertain = unc.iter().filter(|&&u| u >= UNCERTAIN_AT).count();
-            let mean_over = |sel: &Array3<bool>| {
-                let (n, s) = sel
-                    .iter()
-                    .zip(unc.iter())
-                    .filter(|(&m, _)| m)
-                    .fold((0usize, 0f64), |(n, s), (_, &u)| (n + 1, s + f64::from(u)));
-                (n > 0).then(|| s / n as f64)
-            };
-            json!({
+            let summary = summarize(&mask, unc, grid.voxel_volume_mm3(), UNCERTAIN_AT);
+            let mut entry = json!({
                 "name": label.name,
                 "value": label.value,
                 "rt_type": label.rt_type,
-                "volume_cm3": inside as f64 * voxel_cm3,
-                "uncertain_volume_cm3": uncertain as f64 * voxel_cm3,
-                "uncertainty_threshold": UNCERTAIN_AT,
-                "mean_uncertainty_inside": mean_over(&mask),
-                "mean_uncertainty_surface": mean_over(&surface),
-                "max_uncertainty": unc.iter().copied().fold(0f32, f32::max),
-            })
+            });
+            if let (Some(e), Ok(serde_json::Value::Object(m))) =
+                (entry.as_object_mut(), serde_json::to_value(&summary))
+            {
+                e.extend(m);
+            }
+            entry
         })
         .collect();
 
@@ -440,41 +611,9 @@ fn report(
     })
 }
 
-/// Voxels of `mask` with a 6-neighbour outside it (the image border
-/// counts as outside): the inner boundary, MONAI's and MedPy's model.
-fn surface_voxels(mask: &Array3<bool>) -> Array3<bool> {
-    let (d0, d1, d2) = mask.dim();
-    Array3::from_shape_fn((d0, d1, d2), |(i, j, k)| {
-        if !mask[(i, j, k)] {
-            return false;
-        }
-        let out = |a: Option<usize>, b: Option<usize>, c: Option<usize>| match (a, b, c) {
-            (Some(a), Some(b), Some(c)) if a < d0 && b < d1 && c < d2 => !mask[(a, b, c)],
-            _ => true,
-        };
-        out(i.checked_sub(1), Some(j), Some(k))
-            || out(Some(i + 1), Some(j), Some(k))
-            || out(Some(i), j.checked_sub(1), Some(k))
-            || out(Some(i), Some(j + 1), Some(k))
-            || out(Some(i), Some(j), k.checked_sub(1))
-            || out(Some(i), Some(j), Some(k + 1))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_surface_of_a_cube_leaves_its_core() {
-        let mut m = Array3::from_elem((5, 5, 5), false);
-        m.slice_mut(ndarray::s![1..4, 1..4, 1..4]).fill(true);
-
-        let s = surface_voxels(&m);
-
-        assert!(!s[(2, 2, 2)]);
-        assert_eq!(s.iter().filter(|&&v| v).count(), 26);
-    }
 
     #[test]
     fn a_failed_write_leaves_nothing() {

@@ -24,6 +24,10 @@ pub struct Args {
 
 /// Runs `halo study`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::guard::output_is_not_input(
+        &args.out,
+        &[args.manifest.parent().unwrap_or(std::path::Path::new("."))],
+    )?;
     if args.out.exists() && !args.force {
         bail!("{}: exists (use --force to replace it)", args.out.display());
     }

@@ -5,7 +5,9 @@
 //! one is `halo-torch`. [`Backend::load`] looks for it, in order:
 //!
 //! 1. the path in the environment variable `HALO_TORCH_PLUGIN`;
-//! 2. next to the running executable, then one folder above it (so that
+//! 2. next to the shared library holding halo-core (`libhalo.so` when a
+//!    host program loads halo through its C ABI);
+//! 3. next to the running executable, then one folder above it (so that
 //!    test binaries in `target/*/deps` find the plug-in in `target/*`).
 //!
 //! The protocol (all functions `extern "C"`, status 0 on success, any
@@ -343,6 +345,9 @@ fn plugin_candidates() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os(PLUGIN_ENV) {
         out.push(PathBuf::from(p));
     }
+    if let Some(dir) = own_library_dir() {
+        out.push(dir.join(TORCH_PLUGIN_FILE));
+    }
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
             out.push(dir.join(TORCH_PLUGIN_FILE));
@@ -352,6 +357,40 @@ fn plugin_candidates() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// The folder of the shared object this code was linked into, when that
+/// is not the executable itself (halo-core inside `libhalo.so`).
+#[cfg(unix)]
+fn own_library_dir() -> Option<PathBuf> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let here = own_library_dir as *const libc::c_void;
+    // SAFETY: dladdr only reads the address and fills `info`; the strings
+    // it points to belong to the loader and are copied at once.
+    let found = unsafe { libc::dladdr(here, info.as_mut_ptr()) };
+    if found == 0 {
+        return None;
+    }
+    // SAFETY: dladdr returned non-zero, so `info` is initialised.
+    let info = unsafe { info.assume_init() };
+    if info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated path owned by the loader.
+    let path = unsafe { CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    let path = PathBuf::from(path);
+    let exe = std::env::current_exe().ok();
+    if exe.as_deref() == Some(path.as_path()) || !path.is_absolute() {
+        return None;
+    }
+    path.parent().map(Path::to_path_buf)
+}
+
+#[cfg(not(unix))]
+fn own_library_dir() -> Option<PathBuf> {
+    None
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod dicom;
 pub mod error;
 pub mod geometry;
 pub mod inference;
+pub mod metrics;
 pub mod model;
 pub mod nifti;
 pub mod stats;

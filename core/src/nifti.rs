@@ -100,7 +100,15 @@ fn grid_from_header(h: &NiftiHeader, dims: [usize; 3]) -> std::result::Result<Gr
         if n <= 0.0 || !n.is_finite() {
             return Err(format!("affine column {j} is degenerate"));
         }
-        spacing[j] = n;
+        // The affine is stored in float32, so its column norms carry
+        // rounding (0.5 reads back as 0.50000001); pixdim holds the declared
+        // spacing and is preferred when the two agree to 1e-5.
+        let declared = h.pixdim[j + 1].abs() as f64;
+        spacing[j] = if (n - declared).abs() <= 1e-5 * declared {
+            declared
+        } else {
+            n
+        };
         for i in 0..3 {
             direction[i][j] = col[i] / n;
         }

@@ -293,9 +293,102 @@ pub fn labels_from_probabilities(
     out
 }
 
+/// Per-structure uncertainty summary, for triage: how much of a structure
+/// the ensemble was unsure about, and how unsure it was at the border.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StructureSummary {
+    /// Volume of the structure's mask, cm3.
+    pub volume_cm3: f64,
+    /// Volume where this structure's uncertainty is >= `uncertainty_threshold`,
+    /// inside or outside its contour (the band the clinician should check), cm3.
+    pub uncertain_volume_cm3: f64,
+    /// The threshold of `uncertain_volume_cm3` (as the decimal the caller
+    /// gave, so 0.1 reads 0.1 rather than its float32 neighbour).
+    pub uncertainty_threshold: f64,
+    /// Mean uncertainty over the mask; `None` for an empty mask.
+    pub mean_uncertainty_inside: Option<f64>,
+    /// Mean uncertainty over the mask's surface voxels (6-connected inner
+    /// boundary); `None` for an empty mask.
+    pub mean_uncertainty_surface: Option<f64>,
+    /// Largest uncertainty on the grid; 0 for an empty map.
+    pub max_uncertainty: f32,
+}
+
+/// Summarises one structure: `mask` and `uncertainty` are `[z][y][x]` on
+/// one grid of `voxel_mm3` voxels.
+///
+/// # Panics
+///
+/// When the two arrays differ in shape (a bug in the caller).
+pub fn summarize(
+    mask: &Array3<bool>,
+    uncertainty: ndarray::ArrayView3<'_, f32>,
+    voxel_mm3: f64,
+    threshold: f32,
+) -> StructureSummary {
+    assert_eq!(
+        mask.dim(),
+        uncertainty.dim(),
+        "mask and uncertainty shapes differ"
+    );
+    let voxel_cm3 = voxel_mm3 / 1000.0;
+    let mean_over = |sel: &Array3<bool>| {
+        let (n, sum) = sel
+            .iter()
+            .zip(uncertainty.iter())
+            .filter(|(&m, _)| m)
+            .fold((0usize, 0f64), |(n, s), (_, &u)| (n + 1, s + f64::from(u)));
+        (n > 0).then(|| sum / n as f64)
+    };
+    let inside = mask.iter().filter(|&&m| m).count();
+    let uncertain = uncertainty.iter().filter(|&&u| u >= threshold).count();
+
+    StructureSummary {
+        volume_cm3: inside as f64 * voxel_cm3,
+        uncertain_volume_cm3: uncertain as f64 * voxel_cm3,
+        uncertainty_threshold: format!("{threshold}")
+            .parse()
+            .unwrap_or(f64::from(threshold)),
+        mean_uncertainty_inside: mean_over(mask),
+        mean_uncertainty_surface: mean_over(&surface_voxels(mask)),
+        max_uncertainty: uncertainty.iter().copied().fold(0f32, f32::max),
+    }
+}
+
+/// Voxels of `mask` with a 6-neighbour outside it (or outside the grid).
+pub fn surface_voxels(mask: &Array3<bool>) -> Array3<bool> {
+    let (d0, d1, d2) = mask.dim();
+    Array3::from_shape_fn((d0, d1, d2), |(i, j, k)| {
+        if !mask[(i, j, k)] {
+            return false;
+        }
+        let out = |a: Option<usize>, b: Option<usize>, c: Option<usize>| match (a, b, c) {
+            (Some(a), Some(b), Some(c)) if a < d0 && b < d1 && c < d2 => !mask[(a, b, c)],
+            _ => true,
+        };
+        out(i.checked_sub(1), Some(j), Some(k))
+            || out(Some(i + 1), Some(j), Some(k))
+            || out(Some(i), j.checked_sub(1), Some(k))
+            || out(Some(i), Some(j + 1), Some(k))
+            || out(Some(i), Some(j), k.checked_sub(1))
+            || out(Some(i), Some(j), Some(k + 1))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_surface_of_a_cube_leaves_its_core() {
+        let mut m = Array3::from_elem((5, 5, 5), false);
+        m.slice_mut(ndarray::s![1..4, 1..4, 1..4]).fill(true);
+
+        let s = surface_voxels(&m);
+
+        assert!(!s[(2, 2, 2)]);
+        assert_eq!(s.iter().filter(|&&v| v).count(), 26);
+    }
 
     fn member(v: &[f32]) -> Array4<f32> {
         // Two channels (background, structure) over v.len() voxels.

@@ -17,6 +17,9 @@
 
 #![deny(missing_docs)]
 
+pub mod compare;
+pub mod model;
+pub mod send;
 pub mod series;
 pub mod status;
 pub mod structure;

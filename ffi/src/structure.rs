@@ -159,3 +159,88 @@ fn slice_grid(grid: &halo_core::Grid, slice: usize) -> halo_core::Grid {
     g.dims[2] = 1;
     g
 }
+
+/// Fills closed polygons given in patient coordinates (LPS, mm) onto the
+/// grid of `like` at voxel centres, combining the polygons of one slice by
+/// XOR (so holes given as separate polygons are subtracted), and returns a
+/// new mask volume (1 inside, 0 outside) on that grid.
+///
+/// Polygon `i` has `counts[i]` vertices, taken in turn from `points`
+/// (x, y, z each), and lies on slice `slices[i]` of the grid. This is the
+/// inverse of `halo_mask_slice_polygons`: the round trip is exact. `*out`
+/// receives a handle to release with `halo_volume_free`. Thread-safe.
+///
+/// # Safety
+///
+/// `like` must be a live handle; `counts` and `slices` valid for
+/// `n_polygons` values; `points` for `points_len` doubles; `out` for one
+/// write.
+#[no_mangle]
+pub unsafe extern "C" fn halo_mask_from_polygons(
+    like: *const HaloVolume,
+    points: *const f64,
+    points_len: usize,
+    counts: *const usize,
+    slices: *const usize,
+    n_polygons: usize,
+    out: *mut *mut HaloVolume,
+) -> HaloStatus {
+    boundary(|| {
+        out_arg(out, "out")?;
+        // SAFETY: forwarded from the caller.
+        let (like, points, counts, slices) = unsafe {
+            (
+                arg(like, "like")?,
+                crate::status::slice_arg(points, points_len, "points")?,
+                crate::status::slice_arg(counts, n_polygons, "counts")?,
+                crate::status::slice_arg(slices, n_polygons, "slices")?,
+            )
+        };
+        let total: usize = counts.iter().sum();
+        if 3 * total != points_len {
+            return Err(FfiError::invalid(format!(
+                "counts add up to {total} vertices ({} doubles) but points_len is {points_len}",
+                3 * total
+            )));
+        }
+
+        let mut polys = Vec::with_capacity(n_polygons);
+        let mut k = 0;
+        for (i, (&n, &z)) in counts.iter().zip(slices).enumerate() {
+            if n < 3 {
+                return Err(FfiError::invalid(format!(
+                    "polygon {i} has {n} vertices, 3 needed"
+                )));
+            }
+            let poly: Vec<[f64; 3]> = (0..n)
+                .map(|j| {
+                    [
+                        points[k + 3 * j],
+                        points[k + 3 * j + 1],
+                        points[k + 3 * j + 2],
+                    ]
+                })
+                .collect();
+            if poly.iter().flatten().any(|c| !c.is_finite()) {
+                return Err(FfiError::invalid(format!(
+                    "polygon {i} has a non-finite coordinate"
+                )));
+            }
+            k += 3 * n;
+            polys.push(halo_core::contour::SlicePolygons {
+                slice: z,
+                polygons: vec![poly],
+            });
+        }
+
+        let mask = halo_core::contour::polygons_to_mask(&like.inner.grid, &polys)?;
+        // SAFETY: checked non-NULL above.
+        unsafe {
+            *out = HaloVolume::boxed_with_frame(
+                mask.map(|&v| f32::from(v)),
+                like.frame_of_reference_uid.clone(),
+            )
+        };
+        Ok(())
+    })
+}

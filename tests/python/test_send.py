@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import signal
 import socket
 import subprocess
@@ -57,7 +58,12 @@ FAST = ["--timeout", "1", "--backoff", "0.1"]
 
 def require_tool(name: str) -> str:
     """Return the path of ``name`` on PATH; fail in CI, skip loudly elsewhere."""
-    found = shutil.which(name)
+    # dcmtk's tools, never pynetdicom's same-named scripts in the venv.
+    override = os.environ.get(f"HALO_{name.upper()}")
+    system_path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep)
+        if not Path(p).resolve().is_relative_to(Path(sys.prefix).resolve()))
+    found = override or shutil.which(name, path=system_path)
     return str(require_path(Path(found or f"/usr/bin/{name}"), f"{name} (Debian package dcmtk)"))
 
 
@@ -109,7 +115,7 @@ class Storescp:
         self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(command, stdout=self._log_file, stderr=subprocess.STDOUT)
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # generous: busy CI machines start slowly
         while not listening(port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()

@@ -84,10 +84,15 @@ impl FromStr for Destination {
         let (host, port) = address.rsplit_once(':').ok_or_else(usage)?;
 
         validate_ae_title(ae, "called AE title")?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        // A bare colon in the host means a stray port or an IPv6 address
+        // without brackets: either way the split above is ambiguous.
+        if bracketed.is_none() && host.contains(':') {
+            return Err(Error::InvalidInput(format!(
+                "destination `{text}` has a colon in its host `{host}`; write IPv6 addresses as [addr]"
+            )));
+        }
+        let host = bracketed.unwrap_or(host);
         if host.is_empty() {
             return Err(Error::InvalidInput(format!(
                 "destination `{text}` has an empty host"

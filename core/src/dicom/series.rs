@@ -37,6 +37,17 @@ pub enum SeriesSelector {
     Description(String),
 }
 
+impl std::fmt::Display for SeriesSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeriesSelector::Only => write!(f, "the folder's only series"),
+            SeriesSelector::Uid(u) => write!(f, "SeriesInstanceUID {u}"),
+            SeriesSelector::Number(n) => write!(f, "SeriesNumber {n}"),
+            SeriesSelector::Description(d) => write!(f, "SeriesDescription {d:?}"),
+        }
+    }
+}
+
 impl FromStr for SeriesSelector {
     type Err = Error;
 
@@ -119,13 +130,17 @@ impl ScanResult {
         match matches.as_slice() {
             [one] => Ok(one),
             [] => Err(Error::InvalidInput(format!(
-                "no series matches {selector:?}; available: {}",
+                "no series matches {selector}; available: {}",
                 self.listing()
             ))),
             _ => Err(Error::InvalidInput(format!(
-                "{} series match {selector:?}; choose one with --series UID, number or description: {}",
+                "{} series match {selector}; choose one by UID, number or description: {}",
                 matches.len(),
-                matches.iter().map(|s| describe(s)).collect::<Vec<_>>().join("; ")
+                matches
+                    .iter()
+                    .map(|s| describe(s))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))),
         }
     }

@@ -97,6 +97,10 @@ impl<F: FnMut(Step) -> bool> Observer for ProgressFn<F> {
     }
 }
 
+/// The most worker threads a run accepts: more only thrash a machine
+/// (each is a real OS thread, for resampling and for libtorch).
+pub const MAX_THREADS: usize = 256;
+
 /// Options of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -108,7 +112,8 @@ pub struct Options {
     pub entropy: bool,
     /// Produce the mutual information.
     pub mutual_information: bool,
-    /// Worker threads for resampling (0: all cores).
+    /// Worker threads for resampling (0: all cores); at most
+    /// [`MAX_THREADS`].
     pub threads: usize,
 }
 
@@ -156,6 +161,22 @@ pub struct Prediction {
     pub timings: Timings,
 }
 
+impl Prediction {
+    /// The mask of foreground structure `i` (an index into
+    /// `foreground_channels`) with label `value`: the ensemble label map
+    /// equal to `value` for SoftMax models, mean probability above 0.5
+    /// for sigmoid (region-based) ones.
+    pub fn structure_mask(&self, i: usize, value: u16, activation: Activation) -> Array3<bool> {
+        match activation {
+            Activation::Softmax => self.labels.mapv(|v| v == value),
+            Activation::Sigmoid => self
+                .probabilities
+                .index_axis(ndarray::Axis(0), self.foreground_channels[i])
+                .mapv(|v| v > 0.5),
+        }
+    }
+}
+
 /// Runs every member of `members` on `channels` (each `[z][y][x]`, voxel
 /// spacing `spacing_zyx` in mm) through `pipeline`.
 ///
@@ -184,6 +205,12 @@ pub fn predict(
             options.ddof,
             options.ddof,
             members.len()
+        )));
+    }
+    if options.threads > MAX_THREADS {
+        return Err(Error::InvalidInput(format!(
+            "{} threads requested; at most {MAX_THREADS}",
+            options.threads
         )));
     }
     let pool = rayon::ThreadPoolBuilder::new()

@@ -66,25 +66,36 @@ impl PairMetrics {
     }
 }
 
-/// Where segmentation metrics come from.
+/// Dice and surface Dice (surfel model, DeepMind's surface-distance
+/// definition; distances <= `tolerance_mm` count) of two masks on one grid,
+/// through [`crate::metrics`]. Two empty masks have Dice 1.
 ///
-/// TODO(#7): `halo_core::metrics` (Dice, surface Dice with the surfel
-/// model) is being written; when it lands, replace the body with calls to
-/// it and fill `surface_dice`. Until then Dice is counted here and surface
-/// Dice is reported as absent.
-pub fn segmentation_metrics(a: &[bool], b: &[bool], _tolerance_mm: f64) -> PairMetrics {
-    let both = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
-    let total = a.iter().filter(|x| **x).count() + b.iter().filter(|x| **x).count();
-    // Two empty masks agree perfectly.
-    let dice = if total == 0 {
+/// # Errors
+///
+/// [`Error::InvalidInput`] when the masks are not on one grid.
+pub fn segmentation_metrics(
+    a: &Volume<u8>,
+    b: &Volume<u8>,
+    tolerance_mm: f64,
+) -> Result<PairMetrics> {
+    let o = crate::metrics::overlap(a, b)?;
+    // An observer who leaves an absent structure absent agrees perfectly;
+    // the metric itself gives NaN there (DeepMind's convention).
+    let dice = if o.reference_voxels + o.test_voxels == 0 {
         1.0
     } else {
-        2.0 * both as f64 / total as f64
+        o.dice()
     };
-    PairMetrics {
+    let surface = crate::metrics::surface_distances(
+        a,
+        b,
+        crate::metrics::BoundaryModel::Surfel,
+        crate::metrics::Dimensionality::Volumetric,
+    )?;
+    Ok(PairMetrics {
         dice,
-        surface_dice: None,
-    }
+        surface_dice: Some(surface.surface_dice(tolerance_mm)),
+    })
 }
 
 /// Measures every case (in parallel), calling `progress(done, total)` as
@@ -129,20 +140,23 @@ fn measure_case(manifest: &Manifest, case: &super::manifest::Case) -> Result<Vec
             let s1 = load_mask(source(1), &uncertainty, &case.uncertainty)?;
             let s2 = load_mask(source(2), &uncertainty, &case.uncertainty)?;
 
-            let volume = |m: &[bool]| m.iter().filter(|v| **v).count() as f64 * voxel_cm3;
+            let volume =
+                |m: &Volume<u8>| m.data.iter().filter(|v| **v != 0).count() as f64 * voxel_cm3;
+            let flat = |m: &Volume<u8>| m.data.iter().map(|&v| v != 0).collect::<Vec<bool>>();
+            let (fa, f1, f2) = (flat(&auto), flat(&s1), flat(&s2));
             records.push(CaseRecord {
                 case: case.id.clone(),
                 observer: observer.clone(),
                 structure: structure.clone(),
                 comparisons: [
-                    segmentation_metrics(&s1, &auto, tol),
-                    segmentation_metrics(&s2, &auto, tol),
-                    segmentation_metrics(&s1, &s2, tol),
+                    segmentation_metrics(&s1, &auto, tol)?,
+                    segmentation_metrics(&s2, &auto, tol)?,
+                    segmentation_metrics(&s1, &s2, tol)?,
                 ],
                 volumes_cm3: [volume(&auto), volume(&s1), volume(&s2)],
                 histograms: [
-                    edit_histogram(&s1, &auto, &uncertainty),
-                    edit_histogram(&s2, &auto, &uncertainty),
+                    edit_histogram(&f1, &fa, &uncertainty),
+                    edit_histogram(&f2, &fa, &uncertainty),
                 ],
             });
         }
@@ -150,12 +164,13 @@ fn measure_case(manifest: &Manifest, case: &super::manifest::Case) -> Result<Vec
     Ok(records)
 }
 
-/// A mask as booleans in `[z][y][x]` order, on the grid of `reference`.
+/// A mask (1 inside) on the grid of `reference`, from a NIfTI file or an
+/// RTSTRUCT ROI rasterised onto that grid.
 fn load_mask(
     source: &ContourSource,
     reference: &Volume,
     reference_path: &std::path::Path,
-) -> Result<Vec<bool>> {
+) -> Result<Volume<u8>> {
     match source {
         ContourSource::Nifti(path) => {
             let v = crate::nifti::read(path)?;
@@ -166,14 +181,18 @@ fn load_mask(
                     reference_path.display()
                 )));
             }
-            Ok(v.data.iter().map(|&x| x != 0.0).collect())
+            Ok(Volume::new(
+                reference.grid.clone(),
+                v.data.mapv(|x| u8::from(x != 0.0)),
+            )?)
         }
-        // TODO(#7): read the ROI through halo_core::contour once the
-        // RTSTRUCT reader and contour rasteriser are in main.
-        ContourSource::Rtstruct { rtstruct, roi } => Err(Error::InvalidInput(format!(
-            "{}: ROI {roi}: RTSTRUCT contours are not supported by halo study yet; give a NIfTI mask",
-            rtstruct.display()
-        ))),
+        ContourSource::Rtstruct { rtstruct, roi } => {
+            let rs = crate::dicom::rtstruct::read(rtstruct)?;
+            let chosen = rs.select(roi)?;
+            // The uncertainty map is NIfTI and carries no frame of
+            // reference, so only the geometry is checked (by the reader).
+            rs.mask(chosen, &reference.grid, None, &Default::default())
+        }
     }
 }
 
@@ -483,15 +502,23 @@ mod tests {
     use crate::Grid;
     use ndarray::Array3;
 
+    fn mask(values: [u8; 4]) -> Volume<u8> {
+        let grid = Grid::axis_aligned([4, 1, 1], [1.0; 3], [0.0; 3]);
+        Volume::new(
+            grid,
+            Array3::from_shape_vec((1, 1, 4), values.to_vec()).unwrap(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn dice_counts_overlap_and_empty_masks_agree() {
-        let a = [true, true, false, false];
-        let b = [true, false, true, false];
-        assert_eq!(segmentation_metrics(&a, &b, 1.0).dice, 0.5);
-        assert_eq!(
-            segmentation_metrics(&[false; 3], &[false; 3], 1.0).dice,
-            1.0
-        );
+        let m = segmentation_metrics(&mask([1, 1, 0, 0]), &mask([1, 0, 1, 0]), 0.0).unwrap();
+        let empty = segmentation_metrics(&mask([0; 4]), &mask([0; 4]), 1.0).unwrap();
+
+        assert_eq!(m.dice, 0.5);
+        assert!(m.surface_dice.is_some_and(|d| d > 0.0 && d < 1.0), "{m:?}");
+        assert_eq!(empty.dice, 1.0);
     }
 
     #[test]
