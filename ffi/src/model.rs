@@ -272,8 +272,6 @@ fn run(
     }
 
     let g = &image.inner.grid;
-    let spacing_zyx = [g.spacing[2], g.spacing[1], g.spacing[0]];
-    let values: Vec<u16> = model.manifest.labels.iter().map(|l| l.value).collect();
     let mut members = PluginMembers::new(model, m.backend.clone(), &m.device, m.threads);
     let options = Options {
         ddof,
@@ -281,11 +279,10 @@ fn run(
         ..Options::default()
     };
     let mut observer = Callback { progress, user };
-    let prediction = inference::predict(
+    let prediction = inference::generic::predict_model(
         &[image.inner.data.view()],
-        spacing_zyx,
-        &model.pipeline,
-        &values,
+        g,
+        model,
         &mut members,
         &options,
         &mut observer,

@@ -116,7 +116,7 @@ def case(request, halo_bin: Path, prostatex: Path, taps_model: Path, tmp_path_fa
     out = work / "halo"
     run_halo(
         halo_bin, "segment", "--model", taps_model, "--series", series, "--out", out,
-        "--threads", "2", "--member-probabilities", timeout=1200,
+        "--threads", "2", "--member-probabilities", "--nifti", timeout=1200,
     )
     return {"name": request.param, "out": out, "reference": reference, "image": image}
 

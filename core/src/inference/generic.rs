@@ -602,6 +602,38 @@ pub fn predict(
     })
 }
 
+/// Runs `model` on `channels` (each `[z][y][x]` on `grid`) with the
+/// pipeline its manifest names: [`predict`] for the generic kind,
+/// [`super::predict`] for the others. The entry point for callers that
+/// take any model folder (the CLI, the C ABI).
+///
+/// # Errors
+///
+/// Those of the pipeline run.
+pub fn predict_model(
+    channels: &[ArrayView3<'_, f32>],
+    grid: &Grid,
+    model: &Model,
+    members: &mut dyn MemberSource,
+    options: &Options,
+    observer: &mut dyn Observer,
+) -> Result<Prediction> {
+    if let Preprocessing::Monai(_) = model.manifest.preprocessing {
+        return predict(channels, grid, model, members, options, observer);
+    }
+    let values: Vec<u16> = model.manifest.labels.iter().map(|l| l.value).collect();
+    let spacing_zyx = [grid.spacing[2], grid.spacing[1], grid.spacing[0]];
+    super::predict(
+        channels,
+        spacing_zyx,
+        &model.pipeline,
+        &values,
+        members,
+        options,
+        observer,
+    )
+}
+
 /// Smoothing, un-cropping, resampling back and the inverse orientation of
 /// one member's logits `[k, crop]`.
 fn logits_to_grid(mut logits: Array4<f32>, prep: &Prepared, g: &MonaiPipeline) -> Array4<f32> {
