@@ -71,6 +71,8 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     if args.len() != 5 {
         return Err("usage: forward_timing MODEL IMAGE.nii.gz OUT_DIR THREADS".into());
     }
+    // As `halo` does at start (cli/src/main.rs).
+    halo_core::backend::keep_freed_memory();
     let started = Instant::now();
     let (model_dir, image, out) = (
         Path::new(&args[1]),

@@ -17,7 +17,9 @@ of intra-op threads on both sides:
    (the largest sum of proportional set sizes over the process tree,
    sampled every 50 ms; for the pipeline, the largest of its steps);
 2. one ``nnUNetPredictor`` call on all folds (segmentation only) against
-   the same ``halo segment`` run;
+   the same ``halo segment`` run; for reference also with glibc's
+   allocator set as ``halo`` sets it for itself
+   (``halo_core::backend::keep_freed_memory``), through ``GLIBC_TUNABLES``;
 3. the share of halo's wall time outside the networks' forward passes
    (``core/examples/forward_timing.rs``: the run of ``halo segment`` with
    ``Network::forward`` timed).
@@ -195,6 +197,10 @@ def run_published(p: dict, work: Path, threads: int, env: dict) -> tuple[float, 
     return sum(s[0] for s in steps), max(s[1] for s in steps), sum(s[2] for s in steps)
 
 
+# What `halo_core::backend::keep_freed_memory` sets with mallopt, for a peer.
+HALO_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824"
+
+
 def run_predictor(p: dict, work: Path, threads: int, env: dict) -> tuple[float, float, float]:
     out = work / "predictor"
     shutil.rmtree(out, ignore_errors=True)
@@ -266,6 +272,9 @@ def section(r: dict) -> str:
         f"{med['published_mib']:.0f} | {med['published_cpu']:.1f} |",
         f"| one `nnUNetPredictor` call, all folds, no per-fold output | "
         f"{med['predictor_s']:.1f} | {med['predictor_mib']:.0f} | {med['predictor_cpu']:.1f} |",
+        f"| the same call with halo's allocator settings (`GLIBC_TUNABLES={HALO_MALLOC}`), "
+        f"for reference | {med['tuned_s']:.1f} | {med['tuned_mib']:.0f} | "
+        f"{med['tuned_cpu']:.1f} |",
         f"| `halo segment` (labels, mean probabilities, uncertainty) | {med['halo_s']:.1f} | "
         f"{med['halo_mib']:.0f} | {med['halo_cpu']:.1f} |",
         "",
@@ -286,6 +295,14 @@ def section(r: dict) -> str:
         f"{r['forwards']} calls; `core/examples/forward_timing.rs`, which times "
         "`Network::forward` inside the run of `halo segment`, NIfTI outputs included).",
         "",
+        "halo's own settings in these runs: at start `halo` has glibc serve every "
+        "allocation from its heap and keep freed memory (without it a third of the "
+        "forward time went to the kernel zeroing fresh pages), and each member's export "
+        "to the image grid runs on a second thread during the next member's forward "
+        "passes. Neither changes a voxel of the output.",
+        "",
+        f"Load average when started: {r['load']} (a shared machine: other work competes "
+        "with both sides).",
         f"Measured {datetime.date.today().isoformat()} on {cpu_name()} "
         f"({os.cpu_count()} cores), {versions()}.",
         END,
@@ -331,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
                nnUNet_preprocessed=str(args.work))
 
     keys = ["published_s", "published_mib", "published_cpu", "predictor_s", "predictor_mib",
-            "predictor_cpu", "halo_s", "halo_mib", "halo_cpu"]
+            "predictor_cpu", "tuned_s", "tuned_mib", "tuned_cpu", "halo_s", "halo_mib",
+            "halo_cpu"]
+    tuned_env = dict(env, GLIBC_TUNABLES=HALO_MALLOC)
     r: dict = {"series": {k: [] for k in keys}, "share": [], "forward_s": [], "total_s": [],
                "threads": args.threads, "runs": args.runs, "load": load}
     for i in range(args.runs):
@@ -340,14 +359,16 @@ def main(argv: list[str] | None = None) -> int:
         if i % 2 == 0:
             h = run_halo(p, args.work, halo, args.threads, env)
             q = run_predictor(p, args.work, args.threads, env)
+            qt = run_predictor(p, args.work, args.threads, tuned_env)
             pub = run_published(p, args.work, args.threads, env)
             fs = run_forward_share(p, args.work, example, args.threads, env)
         else:
             fs = run_forward_share(p, args.work, example, args.threads, env)
             pub = run_published(p, args.work, args.threads, env)
+            qt = run_predictor(p, args.work, args.threads, tuned_env)
             q = run_predictor(p, args.work, args.threads, env)
             h = run_halo(p, args.work, halo, args.threads, env)
-        for k, v in zip(keys, [*pub, *q, *h]):
+        for k, v in zip(keys, [*pub, *q, *qt, *h]):
             r["series"][k].append(v)
         r["share"].append(fs["outside_share"])
         r["forward_s"].append(fs["forward_s"])

@@ -21,6 +21,7 @@ pub mod preprocess;
 pub mod resample;
 pub mod sliding;
 
+use std::thread::ScopedJoinHandle;
 use std::time::Instant;
 
 use ndarray::{Array3, Array4, ArrayView3};
@@ -240,7 +241,7 @@ pub fn predict(
         entropy: options.entropy,
         mutual_information: options.mutual_information,
     };
-    let mut acc = Accumulator::new(pipeline.activation, k, prep.shape_after_cropping(), extras);
+    let acc = Accumulator::new(pipeline.activation, k, prep.shape_after_cropping(), extras);
     let n = members.len();
     let tiles = sliding::tile_starts(
         [prep.data.dim().1, prep.data.dim().2, prep.data.dim().3],
@@ -256,33 +257,68 @@ pub fn predict(
         return Err(Error::Cancelled);
     }
 
-    for m in 0..n {
-        let t = Instant::now();
-        let name = members.name(m);
-        let mut net = members
-            .open(m)
-            .map_err(|e| prefix(&format!("member {name}"), e))?;
-        let mut on_tile = |done: usize, total: usize| {
-            observer.step(Step {
-                member: m,
-                members: n,
-                tile: done,
-                tiles: total,
-            })
-        };
-        let logits = sliding::predict_logits(net.as_mut(), &prep.data, pipeline, &mut on_tile)
-            .map_err(|e| prefix(&format!("member {name}"), e))?;
-        drop(net);
-
-        let (logits, probs) = pool.install(|| export::to_cropped_grid(&logits, &prep, pipeline));
-        if observer.wants_member_probabilities() {
-            let full =
-                export::restore_channels(&probs, |c| background_fill(pipeline, c), &prep, pipeline);
-            observer.member_probabilities(m, &full)?;
+    // Member m's export (resampling to the image grid, activation, the
+    // running statistics) runs on a second thread while member m + 1's
+    // forward passes run: the CPU kernels of a forward pass leave cores
+    // idle between layers, and the export would otherwise add its whole
+    // time to the run. Members are still added in order, so the result is
+    // the same as a sequential run's.
+    let wants_member = observer.wants_member_probabilities();
+    let acc = std::thread::scope(|scope| -> Result<Accumulator> {
+        let mut acc = Some(acc);
+        let mut pending: Option<ScopedJoinHandle<'_, MemberExport>> = None;
+        for m in 0..n {
+            let started = Instant::now();
+            let name = members.name(m);
+            let logits = {
+                let mut net = members
+                    .open(m)
+                    .map_err(|e| prefix(&format!("member {name}"), e))?;
+                let mut on_tile = |done: usize, total: usize| {
+                    observer.step(Step {
+                        member: m,
+                        members: n,
+                        tile: done,
+                        tiles: total,
+                    })
+                };
+                sliding::predict_logits(net.as_mut(), &prep.data, pipeline, &mut on_tile)
+                    .map_err(|e| prefix(&format!("member {name}"), e))?
+            };
+            let forward_s = started.elapsed().as_secs_f64();
+            if let Some(handle) = pending.take() {
+                acc = Some(collect(handle, observer, &mut timings)?);
+            }
+            let mut member_acc = acc
+                .take()
+                .expect("the accumulator is back from the last export");
+            let (prep, pool) = (&prep, &pool);
+            pending = Some(scope.spawn(move || {
+                let export_started = Instant::now();
+                let (logits, probs) =
+                    pool.install(|| export::to_cropped_grid(&logits, prep, pipeline));
+                let full = wants_member.then(|| {
+                    export::restore_channels(
+                        &probs,
+                        |c| background_fill(pipeline, c),
+                        prep,
+                        pipeline,
+                    )
+                });
+                let added = member_acc.add(&probs, extras.logits.then_some(&logits));
+                MemberExport {
+                    member: m,
+                    seconds: forward_s + export_started.elapsed().as_secs_f64(),
+                    full,
+                    added: added.map(|()| member_acc),
+                }
+            }));
         }
-        acc.add(&probs, extras.logits.then_some(&logits))?;
-        timings.members_s.push(t.elapsed().as_secs_f64());
-    }
+        match pending {
+            Some(handle) => collect(handle, observer, &mut timings),
+            None => Ok(acc.expect("no export pending, so the accumulator is here")),
+        }
+    })?;
 
     let t = Instant::now();
     let summary = acc.finish(options.ddof)?;
@@ -325,6 +361,36 @@ pub fn predict(
         members: summary.members,
         timings,
     })
+}
+
+/// One member's exported result, from the export thread of [`predict`].
+struct MemberExport {
+    member: usize,
+    /// Its forward passes' and its export's time, without waiting.
+    seconds: f64,
+    /// Its probabilities on the image grid, when the observer asked.
+    full: Option<Array4<f32>>,
+    /// The accumulator with the member added.
+    added: Result<Accumulator>,
+}
+
+/// Waits for a member's export, hands its probabilities to the observer
+/// and returns the accumulator.
+fn collect(
+    handle: ScopedJoinHandle<'_, MemberExport>,
+    observer: &mut dyn Observer,
+    timings: &mut Timings,
+) -> Result<Accumulator> {
+    let done = match handle.join() {
+        Ok(done) => done,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let acc = done.added?;
+    if let Some(full) = &done.full {
+        observer.member_probabilities(done.member, full)?;
+    }
+    timings.members_s.push(done.seconds);
+    Ok(acc)
 }
 
 /// Probability outside the crop: 1 for the SoftMax background, else 0
