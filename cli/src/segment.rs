@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use halo_core::backend::Backend;
-use halo_core::dicom::pt::{self, Corner, PtOptions, ScaleBlock};
-use halo_core::dicom::rtstruct::{self, StructureMask, WriteOptions};
+use halo_core::dicom::outputs::{self, file_part, DicomOutputs, Structure};
+use halo_core::dicom::pt::{Corner, ScaleBlock};
 use halo_core::dicom::send::{send_paths, Destination, SendOptions};
 use halo_core::dicom::{load_series, scan_folder, ImageReference, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
@@ -22,6 +22,7 @@ use halo_core::model::{Model, PluginMembers, Preprocessing};
 use halo_core::uncertainty::{summarize, EnsembleRule};
 use halo_core::{Grid, Volume};
 use ndarray::{Array3, Array4, Axis};
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::progress::Progress;
@@ -372,7 +373,16 @@ struct Outputs<'a> {
 /// RTSTRUCT and PT series for DICOM input, NIfTI when asked, the report.
 fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> anyhow::Result<()> {
     if let Some(reference) = o.reference {
-        write_dicom(dir, o, reference)?;
+        let structures = Structure::of(o.prediction, &o.model.manifest.labels);
+        let dicom = DicomOutputs {
+            prediction: o.prediction,
+            grid: o.grid,
+            structures: &structures,
+            model_name: &o.model.manifest.name,
+            bands: o.bands,
+            block: o.block,
+        };
+        outputs::write(dir, reference, &dicom)?;
     }
     if o.nifti {
         write_nifti(dir, o)?;
@@ -384,68 +394,6 @@ fn write_outputs(dir: &Path, o: &Outputs<'_>, started: Instant, t: Instant) -> a
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(dir.join("report.json"), text + "\n")?;
     Ok(())
-}
-
-/// `rtstruct.dcm` (one ROI per foreground label, plus band structures)
-/// and one PT series `uncertainty-<label>/` per foreground class.
-fn write_dicom(dir: &Path, o: &Outputs<'_>, reference: &ImageReference) -> anyhow::Result<()> {
-    let p = o.prediction;
-    let labels = &o.model.manifest.labels;
-    let mut structures = Vec::new();
-    let mut maps = Vec::new();
-    for (i, &c) in p.foreground_channels.iter().enumerate() {
-        let label = &labels[c];
-        let mask = Volume {
-            grid: o.grid.clone(),
-            data: p.labels.mapv(|v| u8::from(v == label.value)),
-        };
-        structures.push(StructureMask {
-            name: roi_name(&label.name),
-            interpreted_type: label.rt_type.clone().unwrap_or_else(|| "ORGAN".to_string()),
-            colour: label.colour.unwrap_or([255, 0, 0]),
-            mask,
-            description: format!(
-                "halo ensemble of {} members ({})",
-                p.members, o.model.manifest.name
-            ),
-        });
-        let unc = Volume {
-            grid: o.grid.clone(),
-            data: p.uncertainty.index_axis(Axis(0), i).to_owned(),
-        };
-        maps.push((file_stem(&label.name), unc));
-    }
-    for &t in o.bands {
-        for (name, unc) in &maps {
-            structures.push(rtstruct::band_structure(unc, t, name)?);
-        }
-    }
-
-    let options = WriteOptions {
-        overwrite: true,
-        ..WriteOptions::default()
-    };
-    rtstruct::write(&dir.join("rtstruct.dcm"), reference, &structures, &options)?;
-    for (k, (name, map)) in maps.iter().enumerate() {
-        let options = PtOptions {
-            block: o.block,
-            series_number: 9002 + k as i64,
-            ..PtOptions::default()
-        };
-        pt::write_uncertainty_series(
-            &dir.join(format!("uncertainty-{name}")),
-            reference,
-            map,
-            name,
-            &options,
-        )?;
-    }
-    Ok(())
-}
-
-/// A label name cut to the 16 characters of ROIName (3006,0026).
-fn roi_name(name: &str) -> String {
-    name.chars().take(rtstruct::ROI_NAME_MAX_CHARS).collect()
 }
 
 /// The NIfTI research outputs.
@@ -467,19 +415,28 @@ fn write_nifti(dir: &Path, o: &Outputs<'_>) -> anyhow::Result<()> {
     } else {
         halo_core::nifti::write(&dir.join("labels.nii.gz"), &vol(p.labels.mapv(f32::from)))?;
     }
+    // The maps, compressed on every core: gzip is most of the writing time.
+    let mut maps: Vec<(String, ndarray::ArrayView3<'_, f32>)> = vec![];
     for (i, &c) in p.foreground_channels.iter().enumerate() {
-        let name = file_stem(&labels[c].name);
-        let prob = p.probabilities.index_axis(Axis(0), c).to_owned();
-        halo_core::nifti::write(&dir.join(format!("probability_{name}.nii.gz")), &vol(prob))?;
-        let unc = p.uncertainty.index_axis(Axis(0), i).to_owned();
-        halo_core::nifti::write(&dir.join(format!("uncertainty_{name}.nii.gz")), &vol(unc))?;
+        let name = file_part(&labels[c].name);
+        maps.push((
+            format!("probability_{name}.nii.gz"),
+            p.probabilities.index_axis(Axis(0), c),
+        ));
+        maps.push((
+            format!("uncertainty_{name}.nii.gz"),
+            p.uncertainty.index_axis(Axis(0), i),
+        ));
     }
     if let Some(h) = &p.entropy {
-        halo_core::nifti::write(&dir.join("entropy.nii.gz"), &vol(h.clone()))?;
+        maps.push(("entropy.nii.gz".to_string(), h.view()));
     }
     if let Some(h) = &p.mutual_information {
-        halo_core::nifti::write(&dir.join("mutual_information.nii.gz"), &vol(h.clone()))?;
+        maps.push(("mutual_information.nii.gz".to_string(), h.view()));
     }
+    maps.par_iter().try_for_each(|(file, data)| {
+        halo_core::nifti::write(&dir.join(file), &vol(data.to_owned()))
+    })?;
     if !o.member_probabilities.is_empty() {
         let mdir = dir.join("members");
         std::fs::create_dir(&mdir).with_context(|| format!("creating {}", mdir.display()))?;
@@ -488,7 +445,7 @@ fn write_nifti(dir: &Path, o: &Outputs<'_>) -> anyhow::Result<()> {
                 let prob = probs.index_axis(Axis(0), c).to_owned();
                 let f = mdir.join(format!(
                     "member_{m}_probability_{}.nii.gz",
-                    file_stem(&label.name)
+                    file_part(&label.name)
                 ));
                 halo_core::nifti::write(&f, &vol(prob))?;
             }
@@ -533,19 +490,6 @@ fn write_atomically(
     result
 }
 
-/// A label name as a file-name part: letters, digits, `-` and `_`.
-fn file_stem(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 fn report(
     model: &Model,
     grid: &Grid,
@@ -561,7 +505,7 @@ fn report(
         .enumerate()
         .map(|(i, &c)| {
             let label = &labels[c];
-            let mask = p.structure_mask(i, label.value, model.pipeline.activation);
+            let mask = p.structure_mask(i, label.value);
             let unc = p.uncertainty.index_axis(Axis(0), i);
             let summary = summarize(&mask, unc, grid.voxel_volume_mm3(), UNCERTAIN_AT);
             let mut entry = json!({

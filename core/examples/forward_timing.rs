@@ -20,6 +20,7 @@ use halo_core::inference::{self, MemberSource, Options, ProgressFn};
 use halo_core::model::{Model, PluginMembers, Preprocessing};
 use halo_core::{Result, Volume};
 use ndarray::{ArrayD, ArrayViewD, Axis};
+use rayon::prelude::*;
 
 /// Nanoseconds spent in forward passes, and their count.
 #[derive(Default)]
@@ -129,12 +130,17 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         data: prediction.labels.mapv(|v| v as u8),
     };
     halo_core::nifti::write_u8(&out.join("labels.nii.gz"), &labels)?;
+    // As `halo segment` writes them: compressed on every core.
+    let mut maps = vec![];
     for (i, &c) in prediction.foreground_channels.iter().enumerate() {
-        let p = prediction.probabilities.index_axis(Axis(0), c).to_owned();
-        halo_core::nifti::write(&out.join(format!("probability_{c}.nii.gz")), &vol(p))?;
-        let u = prediction.uncertainty.index_axis(Axis(0), i).to_owned();
-        halo_core::nifti::write(&out.join(format!("uncertainty_{c}.nii.gz")), &vol(u))?;
+        let p = prediction.probabilities.index_axis(Axis(0), c);
+        maps.push((format!("probability_{c}.nii.gz"), p));
+        let u = prediction.uncertainty.index_axis(Axis(0), i);
+        maps.push((format!("uncertainty_{c}.nii.gz"), u));
     }
+    maps.par_iter().try_for_each(|(file, data)| {
+        halo_core::nifti::write(&out.join(file), &vol(data.to_owned()))
+    })?;
 
     let total = started.elapsed().as_secs_f64();
     let forward = clock.nanos.load(Ordering::Relaxed) as f64 * 1e-9;

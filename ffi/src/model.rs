@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use halo_core::backend::Backend;
-use halo_core::dicom::pt::{self, PtOptions, ScaleBlock};
-use halo_core::dicom::rtstruct::{self, StructureMask, WriteOptions};
+use halo_core::dicom::outputs::{self, DicomOutputs, Structure};
+use halo_core::dicom::pt::ScaleBlock;
 use halo_core::dicom::{scan_folder, ImageReference, SeriesSelector};
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
 use halo_core::model::{Model, PluginMembers};
@@ -58,9 +58,8 @@ pub struct HaloResult {
     prediction: Prediction,
     grid: halo_core::Grid,
     frame_of_reference_uid: Option<String>,
-    /// Per foreground structure: label value, name, RT type, colour.
-    structures: Vec<(u16, String, String, [u8; 3])>,
-    activation: halo_core::model::Activation,
+    /// The foreground structures, with their labels.
+    structures: Vec<Structure>,
     model_name: String,
 }
 
@@ -288,26 +287,12 @@ fn run(
         &mut observer,
     )?;
 
-    let labels = &model.manifest.labels;
-    let structures = prediction
-        .foreground_channels
-        .iter()
-        .map(|&c| {
-            let l = &labels[c];
-            (
-                l.value,
-                l.name.clone(),
-                l.rt_type.clone().unwrap_or_else(|| "ORGAN".to_string()),
-                l.colour.unwrap_or([255, 0, 0]),
-            )
-        })
-        .collect();
+    let structures = Structure::of(&prediction, &model.manifest.labels);
     Ok(HaloResult {
         prediction,
         grid: g.clone(),
         frame_of_reference_uid: image.frame_of_reference_uid.clone(),
         structures,
-        activation: model.pipeline.activation,
         model_name: model.manifest.name.clone(),
     })
 }
@@ -394,7 +379,7 @@ pub unsafe extern "C" fn halo_result_volume(
         let data = match map {
             HaloMap::Labels => p.labels.mapv(f32::from),
             HaloMap::Mask => p
-                .structure_mask(index, r.structures[index].0, r.activation)
+                .structure_mask(index, r.structures[index].value)
                 .mapv(|b| f32::from(u8::from(b))),
             HaloMap::Probability => p
                 .probabilities
@@ -429,7 +414,7 @@ pub unsafe extern "C" fn halo_result_summary(
         check_index(r, index)?;
 
         let p = &r.prediction;
-        let mask = p.structure_mask(index, r.structures[index].0, r.activation);
+        let mask = p.structure_mask(index, r.structures[index].value);
         let s = summarize(
             &mask,
             p.uncertainty.index_axis(Axis(0), index),
@@ -437,7 +422,7 @@ pub unsafe extern "C" fn halo_result_summary(
             UNCERTAIN_AT,
         );
         let summary = HaloStructureSummary {
-            label_value: r.structures[index].0,
+            label_value: r.structures[index].value,
             volume_cm3: s.volume_cm3,
             uncertain_volume_cm3: s.uncertain_volume_cm3,
             mean_uncertainty_inside: s.mean_uncertainty_inside.unwrap_or(f64::NAN),
@@ -515,56 +500,17 @@ fn write_dicom(
     out: &Path,
     overwrite: bool,
 ) -> FfiResult {
-    let p = &r.prediction;
-    let mut structures = Vec::new();
-    let mut maps = Vec::new();
-    for (i, (value, name, rt_type, colour)) in r.structures.iter().enumerate() {
-        let mask = p.structure_mask(i, *value, r.activation).mapv(u8::from);
-        structures.push(StructureMask {
-            name: name.chars().take(rtstruct::ROI_NAME_MAX_CHARS).collect(),
-            interpreted_type: rt_type.clone(),
-            colour: *colour,
-            mask: Volume::new(r.grid.clone(), mask)?,
-            description: format!("halo ensemble of {} members ({})", p.members, r.model_name),
-        });
-        let unc = Volume::new(
-            r.grid.clone(),
-            p.uncertainty.index_axis(Axis(0), i).to_owned(),
-        )?;
-        maps.push((file_part(name), unc));
-    }
-    if band > 0.0 {
-        for (name, unc) in &maps {
-            structures.push(rtstruct::band_structure(unc, band, name)?);
-        }
-    }
-
+    let bands = if band > 0.0 { vec![band] } else { vec![] };
+    let dicom = DicomOutputs {
+        prediction: &r.prediction,
+        grid: &r.grid,
+        structures: &r.structures,
+        model_name: &r.model_name,
+        bands: &bands,
+        block,
+    };
     halo_core::dicom::write::publish_dir(out, overwrite, |staged| {
-        let options = WriteOptions {
-            overwrite: true,
-            ..WriteOptions::default()
-        };
-        rtstruct::write(
-            &staged.join("rtstruct.dcm"),
-            reference,
-            &structures,
-            &options,
-        )?;
-        for (k, (name, map)) in maps.iter().enumerate() {
-            let options = PtOptions {
-                block,
-                series_number: 9002 + k as i64,
-                ..PtOptions::default()
-            };
-            pt::write_uncertainty_series(
-                &staged.join(format!("uncertainty-{name}")),
-                reference,
-                map,
-                name,
-                &options,
-            )?;
-        }
-        Ok(())
+        outputs::write(staged, reference, &dicom)
     })?;
     Ok(())
 }
@@ -577,17 +523,4 @@ fn check_index(r: &HaloResult, index: usize) -> FfiResult {
         )));
     }
     Ok(())
-}
-
-/// A structure name as a folder-name part: letters, digits, `-` and `_`.
-fn file_part(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -176,3 +176,81 @@ def test_the_flips_give_an_uncertainty_band_at_the_border(case):
     assert u[border].mean() > 0.02, f"mean uncertainty on the border {u[border].mean():.4f}"
     assert core.any()
     assert u[border].mean() > 3 * u[core].mean(), "the border is not more uncertain than the core"
+
+
+# halo with the TAPS folder on further T2 series, with the outputs the
+# planning system imports: a sagittal series (the network sees it in RAS like
+# any other) and the second axial T2 of ProstateX-0001.
+MORE_SERIES = {
+    "ProstateX-0000 sagittal": "ProstateX-0000/3.000000-t2tsesag-87368",
+    "ProstateX-0001 axial (series 6)": "ProstateX-0001/6.000000-t2tsetra-76610",
+}
+SAME_PATIENT_AXIAL = {
+    "ProstateX-0000 sagittal": CASES["ProstateX-0000"],
+    "ProstateX-0001 axial (series 6)": CASES["ProstateX-0001"],
+}
+
+
+def validator_errors(path: Path) -> list[str]:
+    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("Error")]
+
+
+def mask_volume_ml(mask: np.ndarray, affine: np.ndarray) -> float:
+    return float(mask.sum() * abs(np.linalg.det(affine[:3, :3])) / 1000.0)
+
+
+@pytest.fixture(scope="module", params=sorted(MORE_SERIES))
+def dicom_run(request, halo_bin: Path, prostatex: Path, taps_model: Path,
+              tmp_path_factory) -> dict:
+    series = require_path(prostatex / MORE_SERIES[request.param], request.param)
+    out = tmp_path_factory.mktemp("taps-dicom") / "out"
+    run_halo(
+        halo_bin, "segment", "--model", taps_model, "--series", series, "--out", out,
+        "--threads", "2", "--nifti", "--band", "0.1", timeout=1200,
+    )
+    return {"name": request.param, "series": series, "out": out}
+
+
+def test_taps_on_further_series_writes_valid_planning_outputs(dicom_run, halo_bin, tmp_path):
+    out = dicom_run["out"]
+    rtstruct = out / "rtstruct.dcm"
+    [pt_dir] = sorted(out.glob("uncertainty-*"))
+    assert pt_dir.name == "uncertainty-Prostate"
+    for f in [rtstruct, *sorted(pt_dir.iterdir())]:
+        assert validator_errors(f) == [], f"{f.name}: {validator_errors(f)}"
+
+    masks = tmp_path / "masks"
+    run_halo(halo_bin, "rasterize", rtstruct, masks, "--image", dicom_run["series"])
+    [prostate] = [p for p in masks.iterdir() if p.name.split("_", 1)[1] == "Prostate.nii.gz"]
+    contoured, _ = voxels(prostate)
+    labels, _ = voxels(out / "labels.nii.gz")
+
+    d = dice(contoured > 0, labels > 0)
+
+    assert d >= 0.99, f"{dicom_run['name']}: RTSTRUCT contours vs label map, Dice {d:.4f}"
+
+
+def test_taps_finds_the_same_gland_as_on_the_patients_reference_axial_t2(
+        dicom_run, halo_bin, prostatex, tmp_path):
+    labels, affine = voxels(dicom_run["out"] / "labels.nii.gz")
+    axial = tmp_path / "axial.nii.gz"
+    run_halo(halo_bin, "convert", prostatex / SAME_PATIENT_AXIAL[dicom_run["name"]], axial)
+    ref, ref_affine = voxels(taps_reference(axial))
+
+    got_ml = mask_volume_ml(labels > 0, affine)
+    ref_ml = mask_volume_ml(ref > 0, ref_affine)
+
+    assert 10.0 <= got_ml <= 200.0, f"{dicom_run['name']}: prostate of {got_ml:.1f} mL"
+    assert abs(got_ml - ref_ml) <= 0.25 * ref_ml, (
+        f"{dicom_run['name']}: {got_ml:.1f} mL, TAPS on the reference axial T2 {ref_ml:.1f} mL"
+    )
+    # Both series share the study's frame of reference: the glands must sit
+    # in the same place (allowing for the patient moving between series).
+    shift = np.linalg.norm(centroid_mm(labels > 0, affine) - centroid_mm(ref > 0, ref_affine))
+    assert shift <= 10.0, f"{dicom_run['name']}: gland centre {shift:.1f} mm from the axial's"
+
+
+def centroid_mm(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    ijk = np.argwhere(mask).mean(axis=0)
+    return affine[:3, :3] @ ijk + affine[:3, 3]

@@ -10,6 +10,7 @@
 
 pub mod attr;
 mod dimse;
+pub mod outputs;
 pub mod pt;
 pub mod reference;
 pub mod rtstruct;

@@ -35,7 +35,7 @@ use super::generic_ops::{
     crop_pad, foreground_region, gaussian_filter, importance_map, largest_component, resample_axis,
     spacing_shape, uncrop, window_starts, zscore, Kernel, Region, Reorientation,
 };
-use super::{MemberSource, Observer, Options, Prediction, Step, Timings};
+use super::{MaskRule, MemberSource, Observer, Options, Prediction, Step, Timings};
 use crate::backend::Network;
 use crate::geometry::Grid;
 use crate::model::{
@@ -599,6 +599,7 @@ pub fn predict(
         mutual_information: summary.mutual_information,
         members: summary.members,
         timings,
+        masks: MaskRule::LabelMap,
     })
 }
 

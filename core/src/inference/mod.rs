@@ -160,22 +160,35 @@ pub struct Prediction {
     pub members: usize,
     /// Where the time went.
     pub timings: Timings,
+    /// How [`Prediction::structure_mask`] reads it.
+    pub masks: MaskRule,
 }
 
 impl Prediction {
     /// The mask of foreground structure `i` (an index into
-    /// `foreground_channels`) with label `value`: the ensemble label map
-    /// equal to `value` for SoftMax models, mean probability above 0.5
-    /// for sigmoid (region-based) ones.
-    pub fn structure_mask(&self, i: usize, value: u16, activation: Activation) -> Array3<bool> {
-        match activation {
-            Activation::Softmax => self.labels.mapv(|v| v == value),
-            Activation::Sigmoid => self
+    /// `foreground_channels`) with label `value`, by the rule of the
+    /// pipeline that made the prediction (see [`MaskRule`]).
+    pub fn structure_mask(&self, i: usize, value: u16) -> Array3<bool> {
+        match self.masks {
+            MaskRule::LabelMap => self.labels.mapv(|v| v == value),
+            MaskRule::Regions => self
                 .probabilities
                 .index_axis(ndarray::Axis(0), self.foreground_channels[i])
                 .mapv(|v| v > 0.5),
         }
     }
+}
+
+/// How a structure's mask follows from a prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskRule {
+    /// The label map equal to the structure's value: SoftMax models, and
+    /// generic pipelines, whose label map already carries their
+    /// threshold, largest component and choice of passes.
+    LabelMap,
+    /// Mean probability of the structure's channel above 0.5: nnU-Net's
+    /// region-based (sigmoid) models, whose regions may overlap.
+    Regions,
 }
 
 /// Runs every member of `members` on `channels` (each `[z][y][x]`, voxel
@@ -360,6 +373,10 @@ pub fn predict(
         mutual_information,
         members: summary.members,
         timings,
+        masks: match pipeline.activation {
+            Activation::Softmax => MaskRule::LabelMap,
+            Activation::Sigmoid => MaskRule::Regions,
+        },
     })
 }
 
