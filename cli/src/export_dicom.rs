@@ -156,7 +156,7 @@ fn on_grid(volume: Volume, grid: &Grid, path: &str) -> anyhow::Result<Volume> {
         && close(&g.origin, &grid.origin, 1e-3)
         && close(&g.direction_flat(), &grid.direction_flat(), 1e-4);
     if !same {
-        bail!("{path} is on grid {g:?}, not on the series grid {grid:?}");
+        bail!("{path} is on the grid {g}, not on the series grid {grid}");
     }
     Ok(Volume::new(grid.clone(), volume.data)?)
 }

@@ -152,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if destination.is_some() && reference.is_none() {
         anyhow::bail!("--send needs a DICOM --series: a NIfTI --image gives no DICOM outputs");
     }
-    let block = scale_block(&args, &volume)?;
+    let block = scale_block(&args, &volume, reference.is_some())?;
 
     let backend = Backend::load()?;
     let mut members = PluginMembers::new(&model, backend, &args.device, usize::from(args.threads));
@@ -267,10 +267,21 @@ fn send_outputs(args: &Args, destination: &Destination) -> anyhow::Result<ExitCo
     }
 }
 
-/// The fixed-scale block of the PT series, from the options.
-fn scale_block(args: &Args, image: &Volume) -> anyhow::Result<ScaleBlock> {
+/// The fixed-scale block of the PT series, from the options; with `dicom`
+/// (PT outputs to come) at most a quarter of the slice's shorter side.
+fn scale_block(args: &Args, image: &Volume, dicom: bool) -> anyhow::Result<ScaleBlock> {
     if args.block_size == 0 {
         anyhow::bail!("--block-size must be at least 1 voxel");
+    }
+    // Checked before the run, not after it: the PT writer refuses it too.
+    let (rows, columns) = (image.grid.dims[1], image.grid.dims[0]);
+    if dicom && args.block_size > rows.min(columns) / 4 {
+        anyhow::bail!(
+            "--block-size {} would hide the uncertainty map: the slices are {rows} x {columns}, \
+             so at most {} voxels",
+            args.block_size,
+            rows.min(columns) / 4
+        );
     }
     if args.block_corner == "auto" {
         return Ok(ScaleBlock::darkest_corner(image, args.block_size));

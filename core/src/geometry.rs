@@ -27,6 +27,27 @@ pub struct Grid {
     pub direction: [[f64; 3]; 3],
 }
 
+/// For messages: `384 x 384 x 19 voxels of 0.5 x 0.5 x 3 mm, origin (x, y, z)
+/// mm, direction [..]` (LPS, direction columns as in the type's docs).
+impl std::fmt::Display for Grid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [nx, ny, nz] = self.dims;
+        let [sx, sy, sz] = self.spacing;
+        let [ox, oy, oz] = self.origin;
+        let d: Vec<String> = self
+            .direction_flat()
+            .iter()
+            .map(|v| format!("{v:.4}"))
+            .collect();
+        write!(
+            f,
+            "{nx} x {ny} x {nz} voxels of {sx} x {sy} x {sz} mm, origin ({ox:.3}, {oy:.3}, \
+             {oz:.3}) mm, direction [{}]",
+            d.join(", ")
+        )
+    }
+}
+
 impl Grid {
     /// A grid with identity direction.
     pub fn axis_aligned(dims: [usize; 3], spacing: [f64; 3], origin: [f64; 3]) -> Self {

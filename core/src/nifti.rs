@@ -13,6 +13,15 @@ use nifti::{IntoNdArray, NiftiHeader, NiftiObject, NiftiType, ReaderOptions};
 use crate::geometry::norm;
 use crate::{Error, Grid, Result, Volume};
 
+/// An error of the `nifti` crate, whose I/O errors would otherwise print as
+/// Rust debug text.
+fn crate_err(path: &Path, e: nifti::NiftiError) -> Error {
+    match e {
+        nifti::NiftiError::Io(io) => nerr(path, io),
+        other => nerr(path, other),
+    }
+}
+
 fn nerr(path: &Path, m: impl std::fmt::Display) -> Error {
     Error::Nifti {
         path: path.to_path_buf(),
@@ -32,7 +41,7 @@ fn nerr(path: &Path, m: impl std::fmt::Display) -> Error {
 pub fn read(path: &Path) -> Result<Volume> {
     let obj = ReaderOptions::new()
         .read_file(path)
-        .map_err(|e| nerr(path, e))?;
+        .map_err(|e| crate_err(path, e))?;
     let h = obj.header().clone();
     let ndim = h.dim[0] as usize;
     if !(3..=7).contains(&ndim) && ndim != 2 {
@@ -53,7 +62,7 @@ pub fn read(path: &Path) -> Result<Volume> {
     let arr = obj
         .into_volume()
         .into_ndarray::<f32>()
-        .map_err(|e| nerr(path, e))?;
+        .map_err(|e| crate_err(path, e))?;
     let mut arr = arr;
     while arr.ndim() > 3 {
         let last = ndarray::Axis(arr.ndim() - 1);
@@ -168,7 +177,7 @@ macro_rules! write_as {
         nifti::writer::WriterOptions::new($path)
             .reference_header(&header)
             .write_nifti(&xyz)
-            .map_err(|e| nerr($path, e))
+            .map_err(|e| crate_err($path, e))
     }};
 }
 

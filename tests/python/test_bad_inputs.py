@@ -62,6 +62,19 @@ def test_a_missing_path_is_refused(halo_bin, tmp_path):
     assert proc.returncode == 1 and "nope" in proc.stderr
 
 
+def test_a_missing_nifti_file_reads_as_a_sentence_not_debug_text(halo_bin, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"reference,test\n{tmp_path / 'nope.nii.gz'},{tmp_path / 'nope2.nii.gz'}\n")
+
+    proc = run_halo(halo_bin, "compare", "--batch", pairs, "--out", tmp_path / "r.csv",
+                    check=False)
+
+    assert proc.returncode == 1
+    assert "nope.nii.gz" in proc.stderr and "No such file or directory" in proc.stderr
+    assert "Os {" not in proc.stderr and "Io(" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_the_good_series_converts(halo_bin, tmp_path):
     out = tmp_path / "good.nii.gz"
 

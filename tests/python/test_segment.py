@@ -111,6 +111,27 @@ def test_a_tampered_member_is_refused_and_nothing_is_written(halo_bin, tmp_path)
     assert not out.exists() and list(tmp_path.glob(".out.partial*")) == []
 
 
+def test_a_block_that_would_hide_the_map_is_refused_before_the_run(halo_bin, tmp_path):
+    out = tmp_path / "out"
+    proc = run_halo(halo_bin, "segment", "--model", MODEL, "--series", SERIES, "--out", out,
+                    "--block-size", "33", check=False)
+    # The sample slices are 128 x 128: a quarter of a side is 32 voxels.
+    assert proc.returncode != 0
+    assert "--block-size 33" in proc.stderr and "at most 32" in proc.stderr, proc.stderr
+    assert "segmenting" not in proc.stderr, "refused only after the ensemble ran"
+    assert not out.exists() and list(tmp_path.glob(".out.partial*")) == []
+
+
+def test_an_unknown_device_is_refused_by_name(halo_bin, tmp_path):
+    out = tmp_path / "out"
+    proc = run_halo(halo_bin, "segment", "--model", MODEL, "--series", SERIES, "--out", out,
+                    "--device", "gpu", check=False)
+
+    assert proc.returncode != 0
+    assert '"gpu"' in proc.stderr and "cpu, cuda or cuda:N" in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
 def _copies(src: Path, dst: Path, n: int) -> Path:
     """The sample model with its first member repeated ``n`` times."""
     dst.mkdir()

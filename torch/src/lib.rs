@@ -187,7 +187,7 @@ pub unsafe extern "C" fn halo_backend_free(net: *mut c_void) {
 fn parse_device(s: &str) -> Result<Device, String> {
     match s {
         "cpu" => Ok(Device::Cpu),
-        "cuda" | "gpu" => {
+        "cuda" => {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {

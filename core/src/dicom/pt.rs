@@ -212,7 +212,7 @@ pub fn write_uncertainty_series(
     let (nz, rows, columns) = grid.shape_zyx();
     if !map.grid.same_as(grid, 1e-4) {
         return Err(Error::InvalidInput(format!(
-            "uncertainty map {label:?} is on grid {:?} but the image series is on {grid:?}",
+            "uncertainty map {label:?} is on the grid {} but the image series is on {grid}",
             map.grid
         )));
     }

@@ -169,7 +169,7 @@ fn check_structures(reference: &ImageReference, structures: &[StructureMask]) ->
         )?;
         if !s.mask.grid.same_as(&reference.grid, 1e-4) {
             return Err(Error::InvalidInput(format!(
-                "mask of ROI {:?} is on grid {:?} but the image series is on {:?}",
+                "mask of ROI {:?} is on the grid {} but the image series is on {}",
                 s.name, s.mask.grid, reference.grid
             )));
         }
