@@ -60,8 +60,12 @@ pub struct Args {
     /// Worker threads (0: all cores; at most 256).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub threads: u16,
+    /// Segment the series even when its ImageType says it is a diffusion
+    /// image and the model's channel is not (ADC or trace into a T2 model).
+    #[arg(long)]
+    pub any_series: bool,
     /// Device for the networks: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: String,
     /// Ensemble label rule.
     #[arg(long, value_enum, default_value_t = Rule::MeanLogits)]
@@ -82,7 +86,7 @@ pub struct Args {
     pub nifti: bool,
     /// Add uncertainty band structures (uncertainty >= T, type CONTROL,
     /// named `U>=T <label>`) to the RTSTRUCT; repeat for several levels.
-    #[arg(long = "band", value_name = "T")]
+    #[arg(long = "band", value_name = "T", value_parser = parse_band)]
     pub bands: Vec<f32>,
     /// Corner of the fixed-scale block (value 0.5) in every PT slice:
     /// auto (the darkest corner of the MR), top-left, top-right,
@@ -147,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let t = Instant::now();
-    let (volume, input_label, reference) = load_input(&args)?;
+    let (volume, input_label, reference) = load_input(&args, &model)?;
     let load_s = t.elapsed().as_secs_f64();
     if destination.is_some() && reference.is_none() {
         anyhow::bail!("--send needs a DICOM --series: a NIfTI --image gives no DICOM outputs");
@@ -267,6 +271,33 @@ fn send_outputs(args: &Args, destination: &Destination) -> anyhow::Result<ExitCo
     }
 }
 
+/// `--device`: checked before anything loads (whether the GPU exists is
+/// the plug-in's to say).
+fn parse_device(s: &str) -> Result<String, String> {
+    let ok = s == "cpu"
+        || s == "cuda"
+        || s.strip_prefix("cuda:").is_some_and(|n| {
+            !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("unknown device {s:?}; use cpu, cuda or cuda:N"))
+    }
+}
+
+/// `--band`: an uncertainty level above 0 and below 1 (the map is at most
+/// 0.5, or somewhat more with `--ddof 1`).
+fn parse_band(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t.is_finite() && t > 0.0 && t < 1.0 => Ok(t),
+        Ok(_) => Err(format!(
+            "{s} is not an uncertainty level above 0 and below 1"
+        )),
+        Err(_) => Err(format!("{s:?} is not a number")),
+    }
+}
+
 /// The fixed-scale block of the PT series, from the options; with `dicom`
 /// (PT outputs to come) at most a quarter of the slice's shorter side.
 fn scale_block(args: &Args, image: &Volume, dicom: bool) -> anyhow::Result<ScaleBlock> {
@@ -313,7 +344,10 @@ fn default_model() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn load_input(args: &Args) -> anyhow::Result<(Volume, String, Option<ImageReference>)> {
+fn load_input(
+    args: &Args,
+    model: &Model,
+) -> anyhow::Result<(Volume, String, Option<ImageReference>)> {
     if let Some(image) = &args.image {
         let v = halo_core::nifti::read(image)?;
         return Ok((v, image.display().to_string(), None));
@@ -327,10 +361,52 @@ fn load_input(args: &Args) -> anyhow::Result<(Volume, String, Option<ImageRefere
     eprintln!("halo: scanning {}", folder.display());
     let scan = scan_folder(folder)?;
     let series = scan.select(&selector)?;
+    if !args.any_series {
+        check_series_type(series, model)?;
+    }
     eprintln!("halo: loading series {}", series.label());
     let v = load_series(series, None)?;
     let reference = ImageReference::from_series(series, None)?;
     Ok((v, series.label(), Some(reference)))
+}
+
+/// Diffusion-derived images (ImageType (0008,0008) value 3 onwards) that a
+/// structural channel such as T2 must not be fed.
+const DIFFUSION_TYPES: &[&str] = &["DIFFUSION", "ADC", "TRACEW", "EADC", "FA", "CALC_BVALUE"];
+
+/// Refuses a diffusion-derived series for a model whose channel is not a
+/// diffusion one: the network would segment it without complaint and the
+/// planning system would receive a meaningless (often empty) contour.
+fn check_series_type(series: &halo_core::dicom::SeriesEntry, model: &Model) -> anyhow::Result<()> {
+    let channel = &model.manifest.input_channels[0];
+    let lower = channel.to_ascii_lowercase();
+    if ["dwi", "adc", "diffusion", "trace"]
+        .iter()
+        .any(|d| lower.starts_with(d))
+    {
+        return Ok(());
+    }
+    let Some(image_type) = series
+        .instances
+        .first()
+        .and_then(|i| i.split_values.get("ImageType"))
+    else {
+        return Ok(());
+    };
+    if let Some(kind) = image_type
+        .split('\\')
+        .map(str::trim)
+        .find(|v| DIFFUSION_TYPES.contains(v))
+    {
+        anyhow::bail!(
+            "series {} is a diffusion image (ImageType (0008,0008) {image_type}, {kind}) but the \
+             model {:?} expects {channel}; choose its {channel} series, or pass --any-series to \
+             segment it anyway",
+            series.label(),
+            model.manifest.name
+        );
+    }
+    Ok(())
 }
 
 struct CliObserver {

@@ -473,7 +473,34 @@ impl Manifest {
                 ));
             }
         }
+        if self.activation == Activation::Sigmoid {
+            if let Some(l) = self.labels.iter().find(|l| l.value == 0) {
+                return Err(merr(
+                    path,
+                    format!(
+                        "label {} has value 0, the background of the label map; sigmoid \
+                         labels start at 1",
+                        l.name
+                    ),
+                ));
+            }
+        }
         for m in &self.members {
+            let inside = Path::new(&m.file).components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+            if !inside || m.file.is_empty() {
+                return Err(merr(
+                    path,
+                    format!(
+                        "member file {:?} must be a path inside the model folder",
+                        m.file
+                    ),
+                ));
+            }
             let hex = m.sha256.len() == 64 && m.sha256.bytes().all(|b| b.is_ascii_hexdigit());
             if !hex {
                 return Err(merr(

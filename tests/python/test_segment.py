@@ -132,6 +132,32 @@ def test_an_unknown_device_is_refused_by_name(halo_bin, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("band", ["0", "-1", "NaN", "1.5", "x"])
+def test_a_bad_band_is_refused_before_anything_runs(halo_bin, tmp_path, band):
+    out = tmp_path / "out"
+    proc = run_halo(halo_bin, "segment", "--model", MODEL, "--series", SERIES, "--out", out,
+                    f"--band={band}", check=False)
+
+    assert proc.returncode != 0
+    assert "--band" in proc.stderr and band in proc.stderr, proc.stderr
+    assert "scanning" not in proc.stderr
+    assert not out.exists()
+
+
+def test_a_member_outside_the_model_folder_is_refused(halo_bin, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(MODEL, model)
+    manifest = json.loads((model / "halo-model.json").read_text())
+    manifest["members"][0]["file"] = f"../model/{manifest['members'][0]['file']}"
+    (model / "halo-model.json").write_text(json.dumps(manifest))
+
+    proc = run_halo(halo_bin, "segment", "--model", model, "--series", SERIES,
+                    "--out", tmp_path / "out", check=False)
+
+    assert proc.returncode != 0
+    assert "inside the model folder" in proc.stderr, proc.stderr
+
+
 def _copies(src: Path, dst: Path, n: int) -> Path:
     """The sample model with its first member repeated ``n`` times."""
     dst.mkdir()

@@ -254,3 +254,33 @@ def test_taps_finds_the_same_gland_as_on_the_patients_reference_axial_t2(
 def centroid_mm(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
     ijk = np.argwhere(mask).mean(axis=0)
     return affine[:3, :3] @ ijk + affine[:3, 3]
+
+
+def test_a_diffusion_series_is_refused_for_the_t2_model(halo_bin, prostatex, taps_model, tmp_path):
+    adc = require_path(prostatex / "ProstateX-0000/7.000000-ep2ddifftraDYNDISTADC-48780",
+                       "ProstateX-0000 ADC")
+    out = tmp_path / "out"
+
+    proc = run_halo(halo_bin, "segment", "--model", taps_model, "--series", adc, "--out", out,
+                    check=False)
+
+    assert proc.returncode == 1
+    assert "ADC" in proc.stderr and "T2" in proc.stderr and "--any-series" in proc.stderr, \
+        proc.stderr
+    assert "segmenting" not in proc.stderr
+    assert not out.exists()
+
+
+def test_a_sigmoid_label_with_the_background_value_is_refused(halo_bin, taps_model, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "taps_segresnetds.pt").symlink_to(taps_model / "taps_segresnetds.pt")
+    manifest = json.loads((taps_model / "halo-model.json").read_text())
+    manifest["labels"][0]["value"] = 0
+    (model / "halo-model.json").write_text(json.dumps(manifest))
+
+    proc = run_halo(halo_bin, "segment", "--model", model, "--image", tmp_path / "none.nii.gz",
+                    "--out", tmp_path / "out", check=False)
+
+    assert proc.returncode == 1
+    assert "halo-model.json" in proc.stderr and "value 0" in proc.stderr, proc.stderr
