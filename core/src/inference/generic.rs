@@ -42,9 +42,7 @@ use crate::model::{
     Accumulate, Activation, Manifest, Model, Normalisation, Pipeline, Preprocessing, ResampleSpec,
     MANIFEST_FILE, NNUNET_ANISOTROPY_THRESHOLD,
 };
-use crate::uncertainty::{
-    activate, foreground_channels, labels_from_probabilities, Accumulator, EnsembleRule, Extras,
-};
+use crate::uncertainty::{activate, foreground_channels, labels_from_probabilities, Accumulator};
 use crate::{Error, Result};
 
 /// The manifest's description of a generic pipeline.
@@ -483,21 +481,7 @@ pub fn predict(
     }
     let flips = &g.test_time_flips;
     let n = members.len() * flips.len();
-    if n == 0 {
-        return Err(Error::InvalidInput("the model has no members".into()));
-    }
-    if options.ddof >= n {
-        return Err(Error::InvalidInput(format!(
-            "ddof {} needs more than {} ensemble members, the model has {n}",
-            options.ddof, options.ddof
-        )));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads)
-        .build()
-        .map_err(|e| {
-            Error::InvalidInput(format!("cannot start {} threads: {e}", options.threads))
-        })?;
+    let (pool, extras) = super::start_run(options, n)?;
 
     let t0 = Instant::now();
     let prep = pool.install(|| prepare(channels, grid, g))?;
@@ -514,11 +498,6 @@ pub fn predict(
     );
 
     let k = pipeline.output_channels;
-    let extras = Extras {
-        logits: options.ensemble == EnsembleRule::MeanLogits,
-        entropy: options.entropy,
-        mutual_information: options.mutual_information,
-    };
     let mut acc = Accumulator::new(pipeline.activation, k, [shape.0, shape.1, shape.2], extras);
     let crop_shape = [prep.data.dim().1, prep.data.dim().2, prep.data.dim().3];
     let tiles = (0..3)

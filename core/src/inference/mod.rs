@@ -210,29 +210,7 @@ pub fn predict(
     options: &Options,
     observer: &mut dyn Observer,
 ) -> Result<Prediction> {
-    if members.is_empty() {
-        return Err(Error::InvalidInput("the model has no members".into()));
-    }
-    if options.ddof >= members.len() {
-        return Err(Error::InvalidInput(format!(
-            "ddof {} needs more than {} members, the model has {}",
-            options.ddof,
-            options.ddof,
-            members.len()
-        )));
-    }
-    if options.threads > MAX_THREADS {
-        return Err(Error::InvalidInput(format!(
-            "{} threads requested; at most {MAX_THREADS}",
-            options.threads
-        )));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.threads)
-        .build()
-        .map_err(|e| {
-            Error::InvalidInput(format!("cannot start {} threads: {e}", options.threads))
-        })?;
+    let (pool, extras) = start_run(options, members.len())?;
 
     let t0 = Instant::now();
     let prep = pool.install(|| preprocess::prepare(channels, spacing_zyx, pipeline))?;
@@ -249,11 +227,6 @@ pub fn predict(
     );
 
     let k = pipeline.output_channels;
-    let extras = Extras {
-        logits: options.ensemble == EnsembleRule::MeanLogits,
-        entropy: options.entropy,
-        mutual_information: options.mutual_information,
-    };
     let acc = Accumulator::new(pipeline.activation, k, prep.shape_after_cropping(), extras);
     let n = members.len();
     let tiles = sliding::tile_starts(
@@ -378,6 +351,38 @@ pub fn predict(
             Activation::Sigmoid => MaskRule::Regions,
         },
     })
+}
+
+/// Checks a run's options against an ensemble of `n` members and starts
+/// its thread pool; returns the pool and the extra statistics to keep.
+pub(crate) fn start_run(options: &Options, n: usize) -> Result<(rayon::ThreadPool, Extras)> {
+    if n == 0 {
+        return Err(Error::InvalidInput("the model has no members".into()));
+    }
+    if options.ddof >= n {
+        return Err(Error::InvalidInput(format!(
+            "ddof {} needs more than {} ensemble members, the model has {n}",
+            options.ddof, options.ddof
+        )));
+    }
+    if options.threads > MAX_THREADS {
+        return Err(Error::InvalidInput(format!(
+            "{} threads requested; at most {MAX_THREADS}",
+            options.threads
+        )));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .build()
+        .map_err(|e| {
+            Error::InvalidInput(format!("cannot start {} threads: {e}", options.threads))
+        })?;
+    let extras = Extras {
+        logits: options.ensemble == EnsembleRule::MeanLogits,
+        entropy: options.entropy,
+        mutual_information: options.mutual_information,
+    };
+    Ok((pool, extras))
 }
 
 /// One member's exported result, from the export thread of [`predict`].
