@@ -24,6 +24,36 @@ pub fn output_is_not_input(out: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an output path inside an input folder that is scanned
+/// recursively (a DICOM series folder): the next run would find the
+/// outputs among the input's files.
+pub fn output_is_not_inside(out: &Path, folder: &Path) -> anyhow::Result<()> {
+    let Ok(folder_abs) = std::fs::canonicalize(folder) else {
+        return Ok(());
+    };
+    // The output may not exist yet: resolve its nearest existing ancestor.
+    let absolute = std::path::absolute(out)?;
+    let mut existing = absolute.as_path();
+    let resolved = loop {
+        if let Ok(r) = std::fs::canonicalize(existing) {
+            break r;
+        }
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return Ok(()),
+        }
+    };
+    if resolved.starts_with(&folder_abs) {
+        anyhow::bail!(
+            "output {} lies inside the input folder {}, which is read recursively: choose an \
+             output outside it",
+            out.display(),
+            folder.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +70,18 @@ mod tests {
 
         assert!(same.is_err() && parent.is_err());
         assert!(sibling.is_ok());
+    }
+
+    #[test]
+    fn an_output_inside_a_scanned_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = dir.path().join("series");
+        std::fs::create_dir(&series).unwrap();
+
+        let inside = output_is_not_inside(&series.join("out").join("deeper"), &series);
+        let beside = output_is_not_inside(&dir.path().join("out"), &series);
+
+        assert!(inside.is_err());
+        assert!(beside.is_ok());
     }
 }

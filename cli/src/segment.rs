@@ -145,6 +145,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .flatten()
     .collect();
     crate::guard::output_is_not_input(&args.out, &inputs)?;
+    if let Some(series) = &args.series {
+        crate::guard::output_is_not_inside(&args.out, series)?;
+    }
     halo_core::dicom::send::validate_ae_title(&args.calling_ae, "--calling-ae")?;
     let destination = match &args.send {
         Some(d) => Some(crate::send::parse_destination(d).map_err(anyhow::Error::msg)?),
