@@ -17,6 +17,7 @@ use halo_core::dicom::outputs::{self, file_part, DicomOutputs, Structure};
 use halo_core::dicom::pt::{Corner, ScaleBlock};
 use halo_core::dicom::send::{send_paths, Destination, SendOptions};
 use halo_core::dicom::{load_series, scan_folder, ImageReference, SeriesSelector};
+use halo_core::inference::generic::LabelSource;
 use halo_core::inference::{self, Observer, Options, Prediction, Step};
 use halo_core::model::{Model, PluginMembers, Preprocessing};
 use halo_core::uncertainty::{summarize, EnsembleRule};
@@ -627,9 +628,12 @@ fn report(
         })).collect::<Vec<_>>(),
         "settings": {
             "ddof": args.ddof,
-            "ensemble": match args.ensemble {
-                Rule::MeanLogits => "mean-logits",
-                Rule::MeanProbabilities => "mean-probabilities",
+            "ensemble": match (&model.manifest.preprocessing, args.ensemble) {
+                (Preprocessing::Monai(g), _) if g.labels_from == LabelSource::Unflipped => {
+                    "unflipped-pass"
+                }
+                (_, Rule::MeanLogits) => "mean-logits",
+                (_, Rule::MeanProbabilities) => "mean-probabilities",
             },
             "device": args.device,
             "threads": args.threads,

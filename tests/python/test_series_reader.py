@@ -98,6 +98,9 @@ def test_two_axial_t2_series_of_one_study_are_told_apart(halo_bin, prostatex, tm
                       "--series", str(t2[1]["series_number"]), check=False)
 
     assert ambiguous.returncode != 0 and "2 series match" in ambiguous.stderr
+    unselected = run_halo(halo_bin, "convert", folder, tmp_path / "z.nii.gz", check=False)
+    assert unselected.returncode != 0
+    assert f"the folder holds {len(series)} series" in unselected.stderr, unselected.stderr
     assert chosen.returncode == 0, chosen.stderr
 
 

@@ -160,6 +160,7 @@ def test_the_report_lists_the_four_flips_as_members(case):
 
     assert flips == FLIPS
     assert "unflipped" in report["ensemble"]["labels_from"]
+    assert report["settings"]["ensemble"] == "unflipped-pass"
     assert len(report["timings"]["members_s"]) == 4
     assert len(list((case["out"] / "members").glob("member_*_probability_Prostate.nii.gz"))) == 4
 

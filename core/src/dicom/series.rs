@@ -133,15 +133,21 @@ impl ScanResult {
                 "no series matches {selector}; available: {}",
                 self.listing()
             ))),
-            _ => Err(Error::InvalidInput(format!(
-                "{} series match {selector}; choose one by UID, number or description: {}",
-                matches.len(),
-                matches
-                    .iter()
-                    .map(|s| describe(s))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
+            _ => {
+                let found = if matches!(selector, SeriesSelector::Only) {
+                    format!("the folder holds {} series", matches.len())
+                } else {
+                    format!("{} series match {selector}", matches.len())
+                };
+                Err(Error::InvalidInput(format!(
+                    "{found}; choose one by UID, number or description: {}",
+                    matches
+                        .iter()
+                        .map(|s| describe(s))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )))
+            }
         }
     }
 
